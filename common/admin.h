@@ -1,0 +1,47 @@
+/*
+ * admin: the daemons' operator socket (a unix socket) and its client.
+ *
+ * One request per connection: a JSON object {"cmd": "...", "args": {...}}
+ * terminated by '\n' (at most 1 MiB). The reply is one JSON object
+ * {"ok": true, "result": ...} or {"ok": false, "error": "..."} and '\n',
+ * then the server closes. The peer's uid (SO_PEERCRED) must be 0 or the
+ * daemon's own uid; others are refused and logged. The socket file is
+ * created mode 0660 (its directory must exist).
+ *
+ * The handler may answer at once or later (admin_reply from any later
+ * callback of the same event loop), e.g. after a sync session ends.
+ */
+#ifndef STRATA_ADMIN_H
+#define STRATA_ADMIN_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct admin_server;
+struct admin_req;
+
+/* args is owned by the request (valid until admin_reply*). */
+typedef void (*admin_handler)(struct admin_req *req, const char *cmd, json_t *args, void *arg);
+
+struct admin_server *admin_server_new(struct event_base *base, const char *path,
+				      admin_handler handler, void *arg, char *err, size_t errlen);
+/* Closes the socket and unlinks the path; pending requests are answered with an error. */
+void admin_server_free(struct admin_server *srv);
+
+/* Answers with {"ok":true,"result":result}; steals result (may be NULL -> null). */
+void admin_reply(struct admin_req *req, json_t *result);
+/* Answers with {"ok":false,"error":"..."}. */
+void admin_reply_error(struct admin_req *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
+ * waits up to timeout_s for the reply. Returns the whole reply object
+ * (caller decrefs) or NULL with err ("cannot connect to /run/...: No such file").
+ */
+json_t *admin_call(const char *path, const char *cmd, json_t *args, int timeout_s, char *err,
+		   size_t errlen);
+
+#endif
