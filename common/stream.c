@@ -19,21 +19,16 @@
 #define RESULT_COLS "task_id, endpoint_id, status, result, updated_at, version"
 #define TOMBSTONE_COLS "stream, key, version"
 
-const char stream_master_stage_setup[] =
-	"CREATE TEMP TABLE IF NOT EXISTS stage_groups (LIKE groups INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_endpoints (LIKE endpoints INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_policies (LIKE slave_policies INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_tasks (LIKE slave_tasks INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_task_results (LIKE task_results INCLUDING DEFAULTS) "
-	"ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE IF NOT EXISTS stage_tombstones (stream text NOT NULL, key text NOT NULL, "
-	"version bigint NOT NULL) ON COMMIT DELETE ROWS;";
+const char *const stream_master_stage_setup[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS stage_groups (LIKE groups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_endpoints (LIKE endpoints INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_policies (LIKE slave_policies INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_tasks (LIKE slave_tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_task_results (LIKE task_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_tombstones (stream text NOT NULL, key text NOT NULL, version bigint NOT NULL) ON COMMIT DELETE ROWS",
+	NULL,
+};
 
 /* The WHERE on DO UPDATE keeps a re-sent older row from overwriting a newer one. */
 const struct stream_def stream_defs[] = {

@@ -33,8 +33,8 @@ extern const size_t stream_count;
 
 const struct stream_def *stream_find(const char *name);
 
-/* Creates the session's temporary staging tables (master side). */
-extern const char stream_master_stage_setup[];
+/* Statements creating the session's temporary staging tables (master side), NULL-terminated. */
+extern const char *const stream_master_stage_setup[];
 
 #define STREAM_DELETIONS "deletions"
 

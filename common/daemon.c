@@ -1,0 +1,188 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+static void usage(const char *prog, FILE *out)
+{
+	fprintf(out,
+		"usage: %s [-c server.xml] [-T] [-V]\n"
+		"  -c FILE  configuration file (default /etc/strata/server.xml)\n"
+		"  -T       check the configuration file and exit\n"
+		"  -V       print the version and exit\n",
+		prog);
+}
+
+int daemon_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct cfg next;
+	char err[1024];
+	if (cfg_load(d->cfg_path, d->role, &next, err, sizeof(err)) != 0) {
+		log_error("reload: %s; keeping the current settings", err);
+		return;
+	}
+	cfg_reload(&d->cfg, &next);
+	log_set_level(d->cfg.log_level);
+	log_notice("reload: %s applied", d->cfg_path);
+	if (d->on_reload)
+		d->on_reload(d, d->arg);
+}
+
+static void on_term(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	log_notice("signal %d: shutting down", (int)fd);
+	if (d->on_shutdown)
+		d->on_shutdown(d, d->arg);
+	event_base_loopexit(d->base, NULL);
+}
+
+void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
+		 const struct migration *schema)
+{
+	char err[1024];
+	bool check_only = false;
+	int c;
+
+	memset(d, 0, sizeof(*d));
+	d->role = role;
+	d->progname = role == CFG_ROLE_MASTER ? "strata-master" : "strata-slave";
+	snprintf(d->cfg_path, sizeof(d->cfg_path), "/etc/strata/server.xml");
+	log_init(d->progname, false, LOG_LVL_INFO);
+
+	while ((c = getopt(argc, argv, "c:TVh")) != -1) {
+		switch (c) {
+		case 'c':
+			if (snprintf(d->cfg_path, sizeof(d->cfg_path), "%s", optarg) >=
+			    (int)sizeof(d->cfg_path)) {
+				fprintf(stderr, "%s: -c: path too long\n", d->progname);
+				exit(2);
+			}
+			break;
+		case 'T':
+			check_only = true;
+			break;
+		case 'V':
+			printf("%s %s\n", d->progname, STRATA_VERSION);
+			exit(0);
+		case 'h':
+			usage(d->progname, stdout);
+			exit(0);
+		default:
+			usage(d->progname, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", d->progname, argv[optind]);
+		usage(d->progname, stderr);
+		exit(2);
+	}
+
+	if (cfg_load(d->cfg_path, role, &d->cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", d->progname, err);
+		exit(1);
+	}
+	if (check_only) {
+		printf("%s: configuration file %s is valid (role %s, name %s)\n", d->progname,
+		       d->cfg_path, cfg_role_name(d->cfg.role), d->cfg.name);
+		exit(0);
+	}
+
+	log_init(d->progname, d->cfg.log_syslog, d->cfg.log_level);
+	log_notice("starting %s %s as %s '%s' (config %s)", d->progname, STRATA_VERSION,
+		   cfg_role_name(role), d->cfg.name, d->cfg_path);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (daemon_mkdirs(d->cfg.data_dir, 0700, err, sizeof(err)) != 0)
+		log_fatalx("data directory: %s", err);
+
+	d->base = event_base_new();
+	if (!d->base)
+		log_fatalx("cannot create the event loop");
+
+	d->db = db_connect(d->cfg.db_conninfo, d->cfg.db_connect_attempts,
+			   d->cfg.db_retry_interval, err, sizeof(err));
+	if (!d->db)
+		log_fatalx("database: %s", err);
+	if (migrate_run(d->db, schema, err, sizeof(err)) != 0)
+		log_fatalx("database schema: %s", err);
+
+	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+	d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, on_term, d);
+	event_add(d->sig_hup, NULL);
+	event_add(d->sig_term, NULL);
+	event_add(d->sig_int, NULL);
+}
+
+void daemon_admin(struct daemon *d, admin_handler handler, void *arg)
+{
+	char err[1024], dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", d->cfg.admin_socket);
+	if (daemon_mkdirs(dirname(dir), 0755, err, sizeof(err)) != 0)
+		log_fatalx("admin socket: %s", err);
+	d->admin = admin_server_new(d->base, d->cfg.admin_socket, handler, arg, err, sizeof(err));
+	if (!d->admin)
+		log_fatalx("admin socket: %s", err);
+}
+
+void daemon_run(struct daemon *d)
+{
+	event_base_dispatch(d->base);
+}
+
+void daemon_free(struct daemon *d)
+{
+	if (d->admin)
+		admin_server_free(d->admin);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	if (d->db)
+		db_close(d->db);
+	if (d->base)
+		event_base_free(d->base);
+	log_notice("stopped");
+}

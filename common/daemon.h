@@ -1,0 +1,51 @@
+/*
+ * daemon: what both daemons do around their own work. Parses the command
+ * line (-c FILE, -T, -V, -h), loads server.xml, sets up logging, makes the
+ * data directory, connects to PostgreSQL (retrying with a log line per
+ * attempt), applies the role's schema migrations, opens the admin socket
+ * and turns SIGHUP / SIGTERM / SIGINT into libevent events.
+ *
+ * SIGHUP re-reads the file: a valid file replaces the reloadable settings
+ * and on_reload is called; an invalid one is logged and nothing changes.
+ */
+#ifndef STRATA_DAEMON_H
+#define STRATA_DAEMON_H
+
+#include <event2/event.h>
+
+#include "admin.h"
+#include "cfg.h"
+#include "db.h"
+#include "migrate.h"
+
+struct daemon {
+	enum cfg_role role;
+	const char *progname;
+	char cfg_path[PATH_MAX];
+	struct cfg cfg;
+	struct event_base *base;
+	struct db *db;
+	struct admin_server *admin;
+	struct event *sig_hup, *sig_term, *sig_int;
+	void (*on_reload)(struct daemon *d, void *arg);
+	void (*on_shutdown)(struct daemon *d, void *arg);
+	void *arg;
+};
+
+/*
+ * Everything up to (not including) the admin socket. Exits with status 0
+ * after -T on a valid file, 1 on any start-up failure (after logging the
+ * reason), 2 on a usage error.
+ */
+void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
+		 const struct migration *schema);
+/* Opens the admin socket with handler; exits 1 with the reason on failure. */
+void daemon_admin(struct daemon *d, admin_handler handler, void *arg);
+/* Runs the event loop until SIGTERM/SIGINT. */
+void daemon_run(struct daemon *d);
+void daemon_free(struct daemon *d);
+
+/* Makes dir (and parents) with the given mode if missing; 0 or -1 with err. */
+int daemon_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,238 @@
+#include "publish.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbjson.h"
+#include "log.h"
+#include "registry.h"
+
+json_t *publish_chunk(struct db *db, const char *name, int64_t after, int64_t *version,
+		      bool *more, int *items, char *err, size_t errlen)
+{
+	char after_s[24], limit_s[16];
+	snprintf(after_s, sizeof(after_s), "%" PRId64, after);
+	snprintf(limit_s, sizeof(limit_s), "%d", PUBLISH_CHUNK_ITEMS);
+	const char *p[] = { after_s, name, limit_s };
+	PGresult *res = db_query(
+		db,
+		"SELECT kind, id, name, body, version, present FROM ("
+		" SELECT 'policy' AS kind, id, name, settings AS body, NULL::text AS task_kind, version,"
+		"  NOT deleted AND (target_all OR $2 = ANY (target_slaves)) AS present"
+		" FROM policies WHERE version > $1::bigint"
+		" UNION ALL"
+		" SELECT 'task', id, name, jsonb_build_object('kind', kind, 'params', params), kind,"
+		"  version, NOT deleted AND (target_all OR $2 = ANY (target_slaves))"
+		" FROM tasks WHERE version > $1::bigint"
+		") c ORDER BY version LIMIT $3::int",
+		3, p, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *pol = json_array(), *tasks = json_array();
+	int n = PQntuples(res);
+	*version = after;
+	for (int r = 0; r < n; r++) {
+		bool is_task = strcmp(PQgetvalue(res, r, 0), "task") == 0;
+		bool present = PQgetvalue(res, r, 5)[0] == 't';
+		json_t *item = json_pack("{s:I, s:b}", "id",
+					 (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10),
+					 "present", present);
+		if (present) {
+			json_object_set_new(item, "name", json_string(PQgetvalue(res, r, 2)));
+			json_t *body = dbjson_cell(res, r, 3);
+			if (is_task) {
+				json_object_update(item, body);
+				json_decref(body);
+			} else {
+				json_object_set_new(item, "settings", body);
+			}
+		}
+		json_array_append_new(is_task ? tasks : pol, item);
+		*version = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+	}
+	PQclear(res);
+	*more = n == PUBLISH_CHUNK_ITEMS;
+	*items = n;
+	return json_pack("{s:I, s:b, s:o, s:o}", "version", (json_int_t)*version, "more", *more,
+			 "policies", pol, "tasks", tasks);
+}
+
+/* Turns args.slaves (array of names) into a PostgreSQL text[] literal
+ * passed as a parameter; every name is checked first. */
+static int targets_param(json_t *args, bool *all, char *buf, size_t buflen, char *err,
+			 size_t errlen)
+{
+	json_t *slaves = json_object_get(args, "slaves");
+	size_t i, off = 0;
+	json_t *v;
+	*all = slaves == NULL || json_is_true(json_object_get(args, "all"));
+	snprintf(buf, buflen, "{}");
+	if (*all)
+		return 0;
+	if (!json_is_array(slaves) || json_array_size(slaves) == 0) {
+		snprintf(err, errlen, "slaves must be a non-empty list of slave names");
+		return -1;
+	}
+	off += (size_t)snprintf(buf + off, buflen - off, "{");
+	json_array_foreach(slaves, i, v)
+	{
+		const char *s = json_string_value(v);
+		if (!s || !reg_name_valid(s)) {
+			snprintf(err, errlen, "invalid slave name in target list: '%s'",
+				 s ? s : "(not a string)");
+			return -1;
+		}
+		if (off + strlen(s) + 3 >= buflen) {
+			snprintf(err, errlen, "target list too long");
+			return -1;
+		}
+		off += (size_t)snprintf(buf + off, buflen - off, "%s%s", i ? "," : "", s);
+	}
+	snprintf(buf + off, buflen - off, "}");
+	return 0;
+}
+
+static const char *arg_str(json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
+json_t *publish_create(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name");
+	json_t *body = json_object_get(args, is_task ? "params" : "settings");
+	const char *kind = arg_str(args, "kind");
+	char targets[4096];
+	bool all;
+	if (!name || !*name || strlen(name) > 200) {
+		snprintf(err, errlen, "name is required (1 to 200 characters)");
+		return NULL;
+	}
+	if (!is_task && !json_is_object(body)) {
+		snprintf(err, errlen, "settings must be a JSON object");
+		return NULL;
+	}
+	if (is_task && (!kind || !*kind)) {
+		snprintf(err, errlen, "kind is required");
+		return NULL;
+	}
+	if (is_task && body && !json_is_object(body)) {
+		snprintf(err, errlen, "params must be a JSON object");
+		return NULL;
+	}
+	if (targets_param(args, &all, targets, sizeof(targets), err, errlen) != 0)
+		return NULL;
+	char *body_s = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+	const char *p[] = { name, body_s, all ? "true" : "false", targets, kind };
+	PGresult *res = db_query(
+		db,
+		is_task ? "INSERT INTO tasks (name, params, target_all, target_slaves, kind) "
+			  "VALUES ($1, $2::jsonb, $3::boolean, $4::text[], $5) RETURNING id, version"
+			: "INSERT INTO policies (name, settings, target_all, target_slaves) "
+			  "VALUES ($1, $2::jsonb, $3::boolean, $4::text[]) RETURNING id, version",
+		is_task ? 5 : 4, p, err, errlen);
+	free(body_s);
+	if (!res) {
+		if (strstr(err, "23505"))
+			snprintf(err, errlen, "a %s named '%s' already exists",
+				 is_task ? "task" : "policy", name);
+		return NULL;
+	}
+	json_t *out = json_pack("{s:s+}", "message", is_task ? "task created: " : "policy created: ",
+				name);
+	log_notice("publish: %s '%s' created (version %s)", is_task ? "task" : "policy", name,
+		   PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return out;
+}
+
+json_t *publish_update(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name");
+	json_t *body = json_object_get(args, is_task ? "params" : "settings");
+	char targets[4096];
+	bool all;
+	if (!name) {
+		snprintf(err, errlen, "name is required");
+		return NULL;
+	}
+	if (body && !json_is_object(body)) {
+		snprintf(err, errlen, "%s must be a JSON object", is_task ? "params" : "settings");
+		return NULL;
+	}
+	bool retarget = json_object_get(args, "slaves") || json_is_true(json_object_get(args, "all"));
+	if (retarget && targets_param(args, &all, targets, sizeof(targets), err, errlen) != 0)
+		return NULL;
+	char *body_s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	const char *p[] = { name, body_s, retarget ? (all ? "true" : "false") : NULL,
+			    retarget ? targets : NULL };
+	PGresult *res = db_query(
+		db,
+		is_task ? "UPDATE tasks SET params = coalesce($2::jsonb, params), "
+			  "target_all = coalesce($3::boolean, target_all), "
+			  "target_slaves = coalesce($4::text[], target_slaves) "
+			  "WHERE name = $1 AND NOT deleted RETURNING version"
+			: "UPDATE policies SET settings = coalesce($2::jsonb, settings), "
+			  "target_all = coalesce($3::boolean, target_all), "
+			  "target_slaves = coalesce($4::text[], target_slaves) "
+			  "WHERE name = $1 AND NOT deleted RETURNING version",
+		4, p, err, errlen);
+	free(body_s);
+	if (!res)
+		return NULL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		snprintf(err, errlen, "no %s named '%s'", is_task ? "task" : "policy", name);
+		return NULL;
+	}
+	log_notice("publish: %s '%s' updated (version %s)", is_task ? "task" : "policy", name,
+		   PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return json_pack("{s:s+}", "message", is_task ? "task updated: " : "policy updated: ", name);
+}
+
+json_t *publish_delete(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name");
+	if (!name) {
+		snprintf(err, errlen, "name is required");
+		return NULL;
+	}
+	const char *p[] = { name };
+	PGresult *res = db_query(db,
+				 is_task ? "UPDATE tasks SET deleted = true WHERE name = $1 "
+					   "AND NOT deleted RETURNING version"
+					 : "UPDATE policies SET deleted = true WHERE name = $1 "
+					   "AND NOT deleted RETURNING version",
+				 1, p, err, errlen);
+	if (!res)
+		return NULL;
+	int n = PQntuples(res);
+	PQclear(res);
+	if (n == 0) {
+		snprintf(err, errlen, "no %s named '%s'", is_task ? "task" : "policy", name);
+		return NULL;
+	}
+	log_notice("publish: %s '%s' deleted", is_task ? "task" : "policy", name);
+	return json_pack("{s:s+}", "message", is_task ? "task deleted: " : "policy deleted: ", name);
+}
+
+json_t *publish_list(struct db *db, bool is_task, char *err, size_t errlen)
+{
+	PGresult *res = db_query(
+		db,
+		is_task ? "SELECT name, kind, params, CASE WHEN target_all THEN 'all' "
+			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "
+			  "FROM tasks WHERE NOT deleted ORDER BY name"
+			: "SELECT name, settings, CASE WHEN target_all THEN 'all' "
+			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "
+			  "FROM policies WHERE NOT deleted ORDER BY name",
+		0, NULL, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *t = dbjson_table(res);
+	PQclear(res);
+	return t;
+}
