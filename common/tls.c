@@ -56,6 +56,9 @@ void tls_error(char *err, size_t errlen, const char *prefix)
 		errlen = 0;
 	if (errlen)
 		err_append(err, errlen, &off, prefix ? prefix : "openssl");
+	/* libssl's reason strings load with libssl; an error raised before any
+	 * SSL_CTX exists would otherwise print as "reason(134)". */
+	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS, NULL);
 	/* The whole queue is drained even when err is full, so stale entries
 	 * never end up in the next caller's message. */
 	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
@@ -74,7 +77,8 @@ void tls_error(char *err, size_t errlen, const char *prefix)
 	}
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -164,8 +168,8 @@ static int fsync_parent_dir(const char *path)
  * Writes data to path through a temporary file in the same directory, so a
  * crash leaves either the old file or the new one, never a torn key.
  */
-static int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			     char *err, size_t errlen)
+static int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+			     size_t errlen)
 {
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + sizeof(".XXXXXX"));
@@ -618,8 +622,8 @@ static int add_san(X509 *cert, const char *hosts, char *err, size_t errlen)
 		unsigned char addr[16];
 		if (inet_pton(AF_INET, tok, addr) != 1 && inet_pton(AF_INET6, tok, addr) != 1 &&
 		    !is_dns_name(tok)) {
-			set_err(err, errlen, "hosts: \"%s\" is neither an IP address nor a DNS name",
-				tok);
+			set_err(err, errlen,
+				"hosts: \"%s\" is neither an IP address nor a DNS name", tok);
 			goto out;
 		}
 		GENERAL_NAME *gn = general_name_for(tok);
@@ -630,7 +634,8 @@ static int add_san(X509 *cert, const char *hosts, char *err, size_t errlen)
 		}
 	}
 	if (sk_GENERAL_NAME_num(gens) == 0) {
-		set_err(err, errlen, "a server certificate needs at least one host name or address");
+		set_err(err, errlen,
+			"a server certificate needs at least one host name or address");
 		goto out;
 	}
 	if (X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1) {
@@ -778,7 +783,8 @@ fail:
 SSL_CTX *tls_client_ctx(EVP_PKEY *key, X509 *cert, X509 *ca, char *err, size_t errlen)
 {
 	if (!ca) {
-		set_err(err, errlen, "client context needs a CA (enrolment uses the pinned context)");
+		set_err(err, errlen,
+			"client context needs a CA (enrolment uses the pinned context)");
 		return NULL;
 	}
 	if (!key != !cert) {
