@@ -913,8 +913,8 @@ int tls_token_parse(const char *text, struct enrol_token *tok, char *err, size_t
 	static const struct {
 		const char *name;
 		size_t len;
-	} fields[] = { { "id", TOKEN_ID_BYTES * 2 },
-		       { "secret", TOKEN_SECRET_BYTES * 2 },
+	} fields[] = { { "id", 2 * (size_t)TOKEN_ID_BYTES },
+		       { "secret", 2 * (size_t)TOKEN_SECRET_BYTES },
 		       { "CA pin", TLS_PIN_HEX_LEN } };
 	const char *start[4];
 	size_t len[4];
