@@ -84,7 +84,7 @@ X509 *tls_peer_cert(SSL *ssl);
 /* Drains OpenSSL's error queue into err (prefix first). */
 void tls_error(char *err, size_t errlen, const char *prefix);
 
-/* Random bytes as hex / base64url (no padding). out must be big enough. */
+/* nbytes random bytes as 2 * nbytes lowercase hex chars + NUL into out; 0 or -1. */
 WUR int tls_random_hex(char *out, size_t nbytes);
 /* SHA-256 of data as hex. */
 void tls_sha256_hex(const void *data, size_t len, char out[TLS_PIN_HEX_LEN + 1]);
