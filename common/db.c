@@ -242,7 +242,8 @@ int db_commit(struct db *db, char *err, size_t errlen)
 	if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
 		PQclear(res);
 		set_sqlstate(db, "25P02");
-		snprintf(err, errlen, "25P02: transaction was aborted by an earlier error; rolled back");
+		snprintf(err, errlen,
+			 "25P02: transaction was aborted by an earlier error; rolled back");
 		return -1;
 	}
 	PQclear(res);

@@ -14,11 +14,10 @@
 #define MIGRATE_LOCK_SQL "SELECT pg_advisory_xact_lock(7073000)"
 
 /* Created under the lock too: two concurrent CREATE TABLE IF NOT EXISTS can still collide. */
-static const char create_version_table_sql[] =
-	"CREATE TABLE IF NOT EXISTS schema_version ("
-	" version int PRIMARY KEY,"
-	" name text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())";
+static const char create_version_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
+					       " version int PRIMARY KEY,"
+					       " name text NOT NULL,"
+					       " applied_at timestamptz NOT NULL DEFAULT now())";
 
 int migrate_latest(const struct migration *list)
 {
@@ -107,7 +106,8 @@ int migrate_run(struct db *db, const struct migration *list, char *err, size_t e
 		return -1;
 	if (migrate_current(db, &current, err, errlen) != 0)
 		return -1;
-	/* An older binary would run against tables it does not know: refuse before touching them. */
+	/* An older binary would run against tables it does not know: refuse before touching them.
+	 */
 	if (current > latest) {
 		snprintf(err, errlen, "database schema version %d is newer than this binary (%d)",
 			 current, latest);

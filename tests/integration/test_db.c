@@ -103,10 +103,9 @@ static void test_params_verbatim(void)
 		"quote \" backslash \\ dollar $1 $$ tab\there",
 		"",
 	};
-	CU_ASSERT_EQUAL_FATAL(
-		db_exec(fx.db, "CREATE TABLE x (id int PRIMARY KEY, note text)", 0, NULL, err,
-			sizeof(err)),
-		0);
+	CU_ASSERT_EQUAL_FATAL(db_exec(fx.db, "CREATE TABLE x (id int PRIMARY KEY, note text)", 0,
+				      NULL, err, sizeof(err)),
+			      0);
 	for (size_t i = 0; i < sizeof(notes) / sizeof(notes[0]); i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "%zu", i);
@@ -129,8 +128,8 @@ static void test_params_verbatim(void)
 				0);
 		CU_ASSERT_STRING_EQUAL(out, notes[i]);
 	}
-	PGresult *res = db_query(fx.db, "SELECT note FROM x WHERE id = $1", 1, null_row, err,
-				 sizeof(err));
+	PGresult *res =
+		db_query(fx.db, "SELECT note FROM x WHERE id = $1", 1, null_row, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
 	CU_ASSERT_EQUAL(PQntuples(res), 1);
 	CU_ASSERT_TRUE(PQgetisnull(res, 0, 0));
@@ -151,9 +150,9 @@ static void test_error_sqlstate(void)
 		{ "SELECT 'abc'::int", "22P02" },
 	};
 	char err[ERRLEN];
-	CU_ASSERT_EQUAL_FATAL(db_exec(fx.db, "CREATE TABLE dup (id int PRIMARY KEY)", 0, NULL, err,
-				      sizeof(err)),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		db_exec(fx.db, "CREATE TABLE dup (id int PRIMARY KEY)", 0, NULL, err, sizeof(err)),
+		0);
 	CU_ASSERT_EQUAL_FATAL(
 		db_exec(fx.db, "INSERT INTO dup (id) VALUES (1)", 0, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(db_last_sqlstate(fx.db), "");
@@ -255,9 +254,9 @@ static void test_copy_roundtrip(void)
 	CU_ASSERT_TRUE(len > 2 * 1024 * 1024);
 	unsigned long long in_hash = fnv(FNV_INIT, data, len);
 
-	CU_ASSERT_EQUAL(db_copy_in(fx.db, "COPY bulk (id, name) FROM STDIN", data, len, err,
-				   sizeof(err)),
-			0);
+	CU_ASSERT_EQUAL(
+		db_copy_in(fx.db, "COPY bulk (id, name) FROM STDIN", data, len, err, sizeof(err)),
+		0);
 	free(data);
 	CU_ASSERT_EQUAL(count_rows(fx.db, "SELECT count(*) FROM bulk", 0, NULL), COPY_ROWS);
 
@@ -274,7 +273,8 @@ static void test_copy_stop(void)
 {
 	char err[ERRLEN];
 	struct sink s = { .hash = FNV_INIT, .stop_after = 5, .stop_rc = 7 };
-	CU_ASSERT_EQUAL(db_copy_out(fx.db, "COPY (SELECT g FROM generate_series(1, 1000) g) TO STDOUT",
+	CU_ASSERT_EQUAL(db_copy_out(fx.db,
+				    "COPY (SELECT g FROM generate_series(1, 1000) g) TO STDOUT",
 				    sink_row, &s, err, sizeof(err)),
 			7);
 	CU_ASSERT_EQUAL(s.rows, 5);
@@ -305,12 +305,12 @@ static void test_copy_errors(void)
 	db_rollback(fx.db);
 	CU_ASSERT_TRUE(still_usable(fx.db));
 
-	CU_ASSERT_EQUAL(db_copy_in(fx.db, "COPY no_such (id) FROM STDIN", "1\n", 2, err, sizeof(err)),
-			-1);
+	CU_ASSERT_EQUAL(
+		db_copy_in(fx.db, "COPY no_such (id) FROM STDIN", "1\n", 2, err, sizeof(err)), -1);
 	CU_ASSERT_STRING_EQUAL(db_last_sqlstate(fx.db), "42P01");
-	CU_ASSERT_EQUAL(db_copy_out(fx.db, "COPY (SELECT 1 / 0) TO STDOUT", sink_row, &s, err,
-				    sizeof(err)),
-			-1);
+	CU_ASSERT_EQUAL(
+		db_copy_out(fx.db, "COPY (SELECT 1 / 0) TO STDOUT", sink_row, &s, err, sizeof(err)),
+		-1);
 	CU_ASSERT_STRING_EQUAL(db_last_sqlstate(fx.db), "22012");
 	CU_ASSERT_EQUAL(s.rows, 0);
 	CU_ASSERT_TRUE(still_usable(fx.db));
@@ -319,17 +319,17 @@ static void test_copy_errors(void)
 static void test_query_value(void)
 {
 	char err[ERRLEN], out[4];
-	CU_ASSERT_EQUAL(db_query_value(fx.db, "SELECT 1 WHERE false", 0, NULL, out, sizeof(out), err,
-				       sizeof(err)),
+	CU_ASSERT_EQUAL(db_query_value(fx.db, "SELECT 1 WHERE false", 0, NULL, out, sizeof(out),
+				       err, sizeof(err)),
 			1);
-	CU_ASSERT_EQUAL(db_query_value(fx.db, "SELECT 'abc'", 0, NULL, out, sizeof(out), err,
-				       sizeof(err)),
-			0);
+	CU_ASSERT_EQUAL(
+		db_query_value(fx.db, "SELECT 'abc'", 0, NULL, out, sizeof(out), err, sizeof(err)),
+		0);
 	CU_ASSERT_STRING_EQUAL(out, "abc");
 	/* Truncating a value silently would hand the caller a wrong one. */
-	CU_ASSERT_EQUAL(db_query_value(fx.db, "SELECT 'abcd'", 0, NULL, out, sizeof(out), err,
-				       sizeof(err)),
-			-1);
+	CU_ASSERT_EQUAL(
+		db_query_value(fx.db, "SELECT 'abcd'", 0, NULL, out, sizeof(out), err, sizeof(err)),
+		-1);
 }
 
 static void test_lost_connection(void)
@@ -357,7 +357,8 @@ static void test_lost_connection(void)
 static void test_connect_failures(void)
 {
 	char err[ERRLEN] = "";
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t salen = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	CU_ASSERT_TRUE_FATAL(fd >= 0);
@@ -433,12 +434,12 @@ static void test_migrate_newer_refused(void)
 	snprintf(version, sizeof(version), "%d", latest + 2);
 	const char *const params[] = { version };
 	CU_ASSERT_EQUAL(db_exec(f.db,
-				"INSERT INTO schema_version (version, name) VALUES ($1, 'future')", 1,
-				params, err, sizeof(err)),
+				"INSERT INTO schema_version (version, name) VALUES ($1, 'future')",
+				1, params, err, sizeof(err)),
 			0);
 	CU_ASSERT_EQUAL(migrate_run(f.db, schema_slave, err, sizeof(err)), -1);
-	snprintf(expect, sizeof(expect), "database schema version %d is newer than this binary (%d)",
-		 latest + 2, latest);
+	snprintf(expect, sizeof(expect),
+		 "database schema version %d is newer than this binary (%d)", latest + 2, latest);
 	CU_ASSERT_STRING_EQUAL(err, expect);
 	fresh_close(&f);
 }
@@ -447,7 +448,8 @@ static void test_migrate_atomic(void)
 {
 	static const struct migration list[] = {
 		{ 1, "0001_good", "CREATE TABLE good (id int);" },
-		{ 2, "0002_broken", "CREATE TABLE half (id int);\nINSERT INTO missing VALUES (1);" },
+		{ 2, "0002_broken",
+		  "CREATE TABLE half (id int);\nINSERT INTO missing VALUES (1);" },
 		{ 3, "0003_after", "CREATE TABLE after (id int);" },
 		{ 0, NULL, NULL },
 	};
@@ -525,9 +527,8 @@ static void test_migrate_concurrent(void)
 		if (l == 0) {
 			CU_ASSERT_EQUAL(count_rows(f.db, "SELECT count(*) FROM applied", 0, NULL),
 					2);
-			CU_ASSERT_EQUAL(count_rows(f.db,
-						   "SELECT count(DISTINCT name) FROM applied", 0,
-						   NULL),
+			CU_ASSERT_EQUAL(count_rows(f.db, "SELECT count(DISTINCT name) FROM applied",
+						   0, NULL),
 					2);
 		}
 		fresh_close(&f);
