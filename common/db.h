@@ -40,6 +40,13 @@ DB_WUR PGresult *db_query(struct db *db, const char *sql, int nparams, const cha
 DB_WUR int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
 		   char *err, size_t errlen);
 
+/*
+ * Runs several statements in one round trip (PQexec, no parameters). Only
+ * for SQL compiled into the program, such as the schema files; never for
+ * text that contains a value. 0 or -1.
+ */
+DB_WUR int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen);
+
 DB_WUR int db_begin(struct db *db, char *err, size_t errlen);
 DB_WUR int db_commit(struct db *db, char *err, size_t errlen);
 /* Rolls back if a transaction is open; never fails loudly (logs). */

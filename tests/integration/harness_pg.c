@@ -1,0 +1,84 @@
+#include "harness_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? v : NULL;
+}
+
+int hpg_require(void)
+{
+	if (env("STRATA_TEST_PGHOST") && env("STRATA_TEST_PGPORT"))
+		return 0;
+	fprintf(stderr, "integration tests need a throwaway PostgreSQL: set STRATA_TEST_PGHOST "
+			"and STRATA_TEST_PGPORT (scripts/test.sh does), e.g.\n"
+			"  d=$(mktemp -d); scripts/pg.sh start $d 25432\n"
+			"  STRATA_TEST_PGHOST=$d STRATA_TEST_PGPORT=25432 ctest\n");
+	return -1;
+}
+
+char *hpg_conninfo(const char *dbname)
+{
+	char *s = NULL;
+	const char *host = env("STRATA_TEST_PGHOST");
+	const char *port = env("STRATA_TEST_PGPORT");
+	if (asprintf(&s, "host=%s port=%s user=postgres dbname=%s", host ? host : "",
+		     port ? port : "", dbname) < 0)
+		return NULL;
+	return s;
+}
+
+/* Database names cannot be parameters; these come from the test, quoted anyway. */
+static int admin_exec(const char *verb, const char *name, const char *suffix)
+{
+	char *ci = hpg_conninfo("postgres");
+	PGconn *conn = PQconnectdb(ci);
+	free(ci);
+	int rc = -1;
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "harness: cannot connect: %s", PQerrorMessage(conn));
+		PQfinish(conn);
+		return -1;
+	}
+	char *ident = PQescapeIdentifier(conn, name, strlen(name));
+	char *sql = NULL;
+	if (ident && asprintf(&sql, "%s %s%s", verb, ident, suffix) >= 0) {
+		PGresult *res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			rc = 0;
+		else
+			fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(conn));
+		PQclear(res);
+	}
+	free(sql);
+	PQfreemem(ident);
+	PQfinish(conn);
+	return rc;
+}
+
+char *hpg_create_db(const char *prefix)
+{
+	/* Per process; test programs create their databases from one thread. */
+	static unsigned counter;
+	char *name = NULL;
+	if (asprintf(&name, "%s_%ld_%u", prefix, (long)getpid(), ++counter) < 0)
+		return NULL;
+	if (admin_exec("CREATE DATABASE", name, "") != 0) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+void hpg_drop_db(const char *name)
+{
+	if (name)
+		(void)admin_exec("DROP DATABASE IF EXISTS", name, " WITH (FORCE)");
+}
