@@ -1,0 +1,35 @@
+#include "report.h"
+
+#include "dbjson.h"
+
+json_t *report_endpoints(struct db *db, char *err, size_t errlen)
+{
+	/* Counting per partition key first keeps the join to slaves small. */
+	PGresult *res = db_query(
+		db,
+		"WITH counts AS ("
+		" SELECT slave_id, count(*) FILTER (WHERE status = 'online') AS online,"
+		"  count(*) FILTER (WHERE status = 'offline') AS offline,"
+		"  count(*) FILTER (WHERE status = 'unreachable') AS unreachable,"
+		"  count(*) AS total FROM endpoints GROUP BY slave_id) "
+		"SELECT s.name AS slave, s.health AS state, coalesce(c.online, 0) AS online,"
+		" coalesce(c.offline, 0) AS offline, coalesce(c.unreachable, 0) AS unreachable,"
+		" coalesce(c.total, 0) AS total,"
+		" to_char(s.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_sync,"
+		" s.data_age_s "
+		"FROM slave_status s LEFT JOIN counts c ON c.slave_id = s.id "
+		"WHERE s.state NOT IN ('unregistered', 'pending') "
+		"UNION ALL "
+		"SELECT '(all)', NULL, coalesce(sum(c.online), 0)::bigint, "
+		" coalesce(sum(c.offline), 0)::bigint, coalesce(sum(c.unreachable), 0)::bigint, "
+		" coalesce(sum(c.total), 0)::bigint, NULL, max(s.data_age_s) "
+		"FROM slave_status s LEFT JOIN counts c ON c.slave_id = s.id "
+		"WHERE s.state NOT IN ('unregistered', 'pending') "
+		"ORDER BY 1 = '(all)', 1",
+		0, NULL, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *t = dbjson_table(res);
+	PQclear(res);
+	return t;
+}

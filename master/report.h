@@ -1,0 +1,16 @@
+/*
+ * report: reports across slaves. Every report names each slave's data
+ * age (seconds since its last successful sync) and answers for slaves
+ * that are late, marking their state.
+ */
+#ifndef STRATA_MASTER_REPORT_H
+#define STRATA_MASTER_REPORT_H
+
+#include <jansson.h>
+
+#include "db.h"
+
+/* Endpoints by slave and status, plus a total row. */
+json_t *report_endpoints(struct db *db, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,266 @@
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbjson.h"
+#include "log.h"
+
+static const char *arg_str(json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
+/* Refuses changes to master-owned rows with the owner's name. */
+static int check_local(struct db *db, bool is_task, const char *name, char *err, size_t errlen)
+{
+	char owner[128];
+	const char *p[] = { name };
+	int rc = db_query_value(db,
+				is_task ? "SELECT owner FROM tasks WHERE name = $1 ORDER BY owner = 'local' DESC LIMIT 1"
+					: "SELECT owner FROM policies WHERE name = $1 ORDER BY owner = 'local' DESC LIMIT 1",
+				1, p, owner, sizeof(owner), err, errlen);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		snprintf(err, errlen, "no %s named '%s'", is_task ? "task" : "policy", name);
+		return -1;
+	}
+	if (strcmp(owner, "local") != 0) {
+		snprintf(err, errlen,
+			 "%s '%s' is owned by %s and is read-only on this slave; change it on the "
+			 "master",
+			 is_task ? "task" : "policy", name, owner);
+		return -1;
+	}
+	return 0;
+}
+
+json_t *store_create(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name"), *kind = arg_str(args, "kind");
+	json_t *body = json_object_get(args, is_task ? "params" : "settings");
+	if (!name || !*name || strlen(name) > 200) {
+		snprintf(err, errlen, "name is required (1 to 200 characters)");
+		return NULL;
+	}
+	if ((!is_task && !json_is_object(body)) || (is_task && body && !json_is_object(body))) {
+		snprintf(err, errlen, "%s must be a JSON object", is_task ? "params" : "settings");
+		return NULL;
+	}
+	if (is_task && (!kind || !*kind)) {
+		snprintf(err, errlen, "kind is required");
+		return NULL;
+	}
+	char *body_s = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+	const char *p[] = { name, body_s, kind };
+	int rc = db_exec(db,
+			 is_task ? "INSERT INTO tasks (name, params, kind) VALUES ($1, $2::jsonb, $3)"
+				 : "INSERT INTO policies (name, settings) VALUES ($1, $2::jsonb)",
+			 is_task ? 3 : 2, p, err, errlen);
+	free(body_s);
+	if (rc != 0) {
+		if (strcmp(db_last_sqlstate(db), "23505") == 0)
+			snprintf(err, errlen, "a local %s named '%s' already exists",
+				 is_task ? "task" : "policy", name);
+		return NULL;
+	}
+	return json_pack("{s:s+}", "message", is_task ? "local task created: " : "local policy created: ",
+			 name);
+}
+
+json_t *store_update(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name");
+	json_t *body = json_object_get(args, is_task ? "params" : "settings");
+	if (!name) {
+		snprintf(err, errlen, "name is required");
+		return NULL;
+	}
+	if (check_local(db, is_task, name, err, errlen) != 0)
+		return NULL;
+	if (json_object_get(args, "slaves") || json_object_get(args, "all")) {
+		snprintf(err, errlen, "targets are set on the master; a slave's own %s applies here",
+			 is_task ? "task" : "policy");
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		snprintf(err, errlen, "%s must be a JSON object", is_task ? "params" : "settings");
+		return NULL;
+	}
+	char *body_s = json_dumps(body, JSON_COMPACT);
+	const char *p[] = { name, body_s };
+	int rc = db_exec(db,
+			 is_task ? "UPDATE tasks SET params = $2::jsonb, updated_at = now() "
+				   "WHERE name = $1 AND owner = 'local'"
+				 : "UPDATE policies SET settings = $2::jsonb, updated_at = now() "
+				   "WHERE name = $1 AND owner = 'local'",
+			 2, p, err, errlen);
+	free(body_s);
+	if (rc != 0)
+		return NULL;
+	return json_pack("{s:s+}", "message", is_task ? "local task updated: " : "local policy updated: ",
+			 name);
+}
+
+json_t *store_delete(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
+{
+	const char *name = arg_str(args, "name");
+	if (!name) {
+		snprintf(err, errlen, "name is required");
+		return NULL;
+	}
+	if (check_local(db, is_task, name, err, errlen) != 0)
+		return NULL;
+	const char *p[] = { name };
+	if (db_exec(db,
+		    is_task ? "DELETE FROM tasks WHERE name = $1 AND owner = 'local'"
+			    : "DELETE FROM policies WHERE name = $1 AND owner = 'local'",
+		    1, p, err, errlen) != 0)
+		return NULL;
+	return json_pack("{s:s+}", "message", is_task ? "local task deleted: " : "local policy deleted: ",
+			 name);
+}
+
+json_t *store_list(struct db *db, bool is_task, char *err, size_t errlen)
+{
+	PGresult *res = db_query(
+		db,
+		is_task ? "SELECT name, owner, kind, params, owner <> 'local' AS read_only, "
+			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
+			  "FROM tasks ORDER BY name, owner"
+			: "SELECT name, owner, settings, owner <> 'local' AS read_only, "
+			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
+			  "FROM policies ORDER BY name, owner",
+		0, NULL, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *t = dbjson_table(res);
+	PQclear(res);
+	return t;
+}
+
+static int apply_item(struct db *db, bool is_task, const char *owner, json_t *item, char *err,
+		      size_t errlen)
+{
+	json_int_t id;
+	int present;
+	char id_s[24];
+	if (json_unpack(item, "{s:I, s:b}", "id", &id, "present", &present) != 0) {
+		snprintf(err, errlen, "download item without id/present");
+		return -1;
+	}
+	snprintf(id_s, sizeof(id_s), "%" PRId64, (int64_t)id);
+	if (!present) {
+		const char *p[] = { id_s };
+		return db_exec(db,
+			       is_task ? "DELETE FROM tasks WHERE master_id = $1::bigint AND owner <> 'local'"
+				       : "DELETE FROM policies WHERE master_id = $1::bigint AND owner <> 'local'",
+			       1, p, err, errlen);
+	}
+	const char *name = json_string_value(json_object_get(item, "name"));
+	json_t *body = json_object_get(item, is_task ? "params" : "settings");
+	const char *kind = json_string_value(json_object_get(item, "kind"));
+	if (!name || !json_is_object(body) || (is_task && !kind)) {
+		snprintf(err, errlen, "download %s %s is incomplete", is_task ? "task" : "policy",
+			 id_s);
+		return -1;
+	}
+	char *body_s = json_dumps(body, JSON_COMPACT);
+	const char *p[] = { id_s, owner, name, body_s, kind };
+	int rc = db_exec(db,
+			 is_task ? "INSERT INTO tasks (master_id, owner, name, params, kind) "
+				   "VALUES ($1::bigint, $2, $3, $4::jsonb, $5) ON CONFLICT (master_id) "
+				   "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
+				   "params = EXCLUDED.params, kind = EXCLUDED.kind, updated_at = now()"
+				 : "INSERT INTO policies (master_id, owner, name, settings) "
+				   "VALUES ($1::bigint, $2, $3, $4::jsonb) ON CONFLICT (master_id) "
+				   "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
+				   "settings = EXCLUDED.settings, updated_at = now()",
+			 is_task ? 5 : 4, p, err, errlen);
+	free(body_s);
+	return rc;
+}
+
+int store_apply_download(struct db *db, const char *master, json_t *payload, int64_t *version,
+			 int *items, char *err, size_t errlen)
+{
+	json_int_t v;
+	int more;
+	json_t *pol, *tasks, *item;
+	size_t i;
+	char owner[128], vs[24];
+	if (json_unpack(payload, "{s:I, s:b, s:o, s:o !}", "version", &v, "more", &more,
+			"policies", &pol, "tasks", &tasks) != 0 ||
+	    !json_is_array(pol) || !json_is_array(tasks)) {
+		snprintf(err, errlen, "DOWNLOAD must be {version, more, policies[], tasks[]}");
+		return -1;
+	}
+	snprintf(owner, sizeof(owner), "master:%s", master);
+	snprintf(vs, sizeof(vs), "%" PRId64, (int64_t)v);
+	if (db_begin(db, err, errlen) != 0)
+		return -1;
+	/* Take the change-capture lock first: this transaction writes two
+	 * replicated tables and must not deadlock with another writer. */
+	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
+		goto fail;
+	json_array_foreach(pol, i, item)
+	{
+		if (apply_item(db, false, owner, item, err, errlen) != 0)
+			goto fail;
+	}
+	json_array_foreach(tasks, i, item)
+	{
+		if (apply_item(db, true, owner, item, err, errlen) != 0)
+			goto fail;
+	}
+	const char *p[] = { vs };
+	if (db_exec(db, "UPDATE sync_state SET publication_version = $1::bigint", 1, p, err,
+		    errlen) != 0)
+		goto fail;
+	if (db_commit(db, err, errlen) != 0)
+		return -1;
+	*version = v;
+	*items = (int)(json_array_size(pol) + json_array_size(tasks));
+	return 0;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int store_detach_master(struct db *db, char *err, size_t errlen)
+{
+	if (db_begin(db, err, errlen) != 0)
+		return -1;
+	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
+		goto fail;
+	/* A local row of the same name keeps its name; the copy is renamed. */
+	if (db_exec(db,
+		    "UPDATE policies p SET owner = 'local', master_id = NULL, "
+		    "name = CASE WHEN EXISTS (SELECT 1 FROM policies l WHERE l.owner = 'local' "
+		    "AND l.name = p.name) THEN p.name || ' (copy of ' || p.owner || ')' ELSE p.name END "
+		    "WHERE owner <> 'local'",
+		    0, NULL, err, errlen) != 0)
+		goto fail;
+	if (db_exec(db,
+		    "UPDATE tasks t SET owner = 'local', master_id = NULL, "
+		    "name = CASE WHEN EXISTS (SELECT 1 FROM tasks l WHERE l.owner = 'local' "
+		    "AND l.name = t.name) THEN t.name || ' (copy of ' || t.owner || ')' ELSE t.name END "
+		    "WHERE owner <> 'local'",
+		    0, NULL, err, errlen) != 0)
+		goto fail;
+	if (db_exec(db,
+		    "UPDATE sync_state SET registration = 'unregistered', publication_version = 0, "
+		    "next_due = NULL",
+		    0, NULL, err, errlen) != 0)
+		goto fail;
+	if (db_commit(db, err, errlen) != 0)
+		return -1;
+	log_notice("store: master-owned policies and tasks kept as local copies");
+	return 0;
+fail:
+	db_rollback(db);
+	return -1;
+}
