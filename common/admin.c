@@ -478,15 +478,23 @@ struct admin_server *admin_server_new(struct event_base *base, const char *path,
 	return srv;
 }
 
-/* The loop may never run again: push what the socket takes now. */
+/*
+ * The loop may never run again: push what the socket takes now. The
+ * bufferevent keeps its output frozen against outside draining, so the
+ * bytes are copied, not written with evbuffer_write().
+ */
 static void admin_req_flush_now(struct admin_req *req)
 {
 	struct evbuffer *out = bufferevent_get_output(req->bev);
 	evutil_socket_t fd = bufferevent_getfd(req->bev);
+	size_t len = evbuffer_get_length(out), off = 0;
+	const char *data = (const char *)evbuffer_pullup(out, -1);
 
-	while (evbuffer_get_length(out) > 0) {
-		if (evbuffer_write(out, fd) <= 0)
+	while (data && off < len) {
+		ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w <= 0)
 			break;
+		off += (size_t)w;
 	}
 }
 
@@ -604,6 +612,9 @@ static char *admin_exchange(int fd, const char *path, const char *line, size_t l
 		ssize_t r = recv(fd, buf + got, cap - got, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
+		/* A daemon that closes on unread request bytes resets the connection. */
+		if (r < 0 && errno == ECONNRESET)
+			break;
 		if (r < 0) {
 			snprintf(err, errlen, "cannot read from %s: %s", path, strerror(errno));
 			goto fail;
