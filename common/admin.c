@@ -45,8 +45,8 @@ struct admin_req {
 	unsigned id;
 	enum admin_req_state state;
 	struct bufferevent *bev; /* NULL once an orphaned connection is closed */
-	struct event *reap_ev;   /* frees outside the bufferevent's own callbacks */
-	size_t scanned;          /* input bytes already searched for '\n' */
+	struct event *reap_ev;	 /* frees outside the bufferevent's own callbacks */
+	size_t scanned;		 /* input bytes already searched for '\n' */
 	int uid;
 	int pid;
 	json_t *request;
@@ -202,7 +202,7 @@ static const char *admin_req_parse(struct admin_req *req, const char *line, size
 		snprintf(err, errlen, "request must be a JSON object");
 		return NULL;
 	}
-	json_object_foreach(obj, key, value) {
+	json_object_foreach (obj, key, value) {
 		if (strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
 			snprintf(err, errlen, "unknown member \"%.64s\" in request", key);
 			return NULL;
@@ -507,7 +507,8 @@ void admin_server_free(struct admin_server *srv)
 	evconnlistener_free(srv->listener);
 	unlink(srv->path);
 	while ((req = TAILQ_FIRST(&srv->reqs)) != NULL) {
-		if (req->state == ADMIN_REQ_PENDING)
+		/* With a live connection this only queues, so req is still ours to free. */
+		if (req->state == ADMIN_REQ_PENDING && req->bev)
 			admin_req_send_error(req, "daemon shutting down");
 		if (req->bev && req->state == ADMIN_REQ_FLUSHING)
 			admin_req_flush_now(req);
@@ -549,8 +550,8 @@ static char *admin_request_line(const char *cmd, json_t *args, size_t *len)
 }
 
 /* Sends line and reads until '\n' or EOF; returns the reply bytes (caller frees) or NULL. */
-static char *admin_exchange(int fd, const char *path, const char *line, size_t len,
-			    int timeout_s, size_t *replylen, char *err, size_t errlen)
+static char *admin_exchange(int fd, const char *path, const char *line, size_t len, int timeout_s,
+			    size_t *replylen, char *err, size_t errlen)
 {
 	long deadline = admin_now_ms() + (long)timeout_s * 1000;
 	size_t sent = 0, got = 0, cap = 4096;
@@ -589,7 +590,8 @@ static char *admin_exchange(int fd, const char *path, const char *line, size_t l
 				/* The daemon may have refused the request and answered why. */
 				sent = len;
 			} else if (errno != EAGAIN && errno != EINTR) {
-				snprintf(err, errlen, "cannot send to %s: %s", path, strerror(errno));
+				snprintf(err, errlen, "cannot send to %s: %s", path,
+					 strerror(errno));
 				goto fail;
 			}
 		}

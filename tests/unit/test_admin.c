@@ -31,8 +31,8 @@
 struct fixture {
 	struct event_base *base;
 	struct admin_server *srv;
-	struct event *timer;    /* answers or shuts down for a held request */
-	struct event *pipe_ev;  /* the child's outcome */
+	struct event *timer;	/* answers or shuts down for a held request */
+	struct event *pipe_ev;	/* the child's outcome */
 	struct admin_req *held; /* request the handler answers later */
 	bool shutdown_on_timer;
 	bool child_done;
@@ -74,9 +74,11 @@ static void handler(struct admin_req *req, const char *cmd, json_t *args, void *
 		admin_reply(req, json_deep_copy(args));
 	} else if (strcmp(cmd, "size") == 0) {
 		json_t *blob = json_object_get(args, "blob");
-		admin_reply(req, json_pack("{s:I}", "blob_len", (json_int_t)json_string_length(blob)));
+		admin_reply(req,
+			    json_pack("{s:I}", "blob_len", (json_int_t)json_string_length(blob)));
 	} else if (strcmp(cmd, "fail") == 0) {
-		admin_reply_error(req, "refused: %s", json_string_value(json_object_get(args, "why")));
+		admin_reply_error(req, "refused: %s",
+				  json_string_value(json_object_get(args, "why")));
 	} else if (strcmp(cmd, "defer") == 0 || strcmp(cmd, "hold") == 0) {
 		fx.held = req;
 		fx.shutdown_on_timer = strcmp(cmd, "hold") == 0;
@@ -213,9 +215,9 @@ static char *call_child(const void *arg)
 }
 
 enum raw_mode {
-	RAW_WAIT,       /* send, then read the answer */
+	RAW_WAIT,	/* send, then read the answer */
 	RAW_HALF_CLOSE, /* send, shut down the sending side, read the answer */
-	RAW_HANG_UP,    /* send and close at once */
+	RAW_HANG_UP,	/* send and close at once */
 };
 
 struct raw_spec {
@@ -559,7 +561,7 @@ static void test_client_gone(void)
 	REQUIRE_SERVER();
 	static const char line[] = "{\"cmd\":\"defer\"}\n";
 
-	/* The handler answers a client that has hung up; ASan checks nothing is touched after free. */
+	/* The handler answers a client that hung up; ASan checks nothing freed is touched. */
 	struct raw_spec r = { fx.path, line, sizeof(line) - 1, RAW_HANG_UP };
 	fx.min_calls = 1;
 	char *out = run_child(raw_child, &r);
@@ -589,7 +591,8 @@ static void test_client_errors(void)
 	snprintf(missing, sizeof(missing), "%s/missing.sock", fx.dir);
 	CU_ASSERT_PTR_NULL(admin_call(missing, "echo", NULL, 5, err, sizeof(err)));
 	snprintf(want, sizeof(want),
-		 "cannot connect to %s: No such file or directory; is the daemon running?", missing);
+		 "cannot connect to %s: No such file or directory; is the daemon running?",
+		 missing);
 	CU_ASSERT_STRING_EQUAL(err, want);
 
 	/* A socket that accepts but never answers. */
@@ -613,8 +616,7 @@ int main(void)
 	log_init("test_admin", false, LOG_LVL_WARN);
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
-	CU_pSuite s = CU_add_suite_with_setup_and_teardown("admin", NULL, NULL,
-							   setup, teardown);
+	CU_pSuite s = CU_add_suite_with_setup_and_teardown("admin", NULL, NULL, setup, teardown);
 	CU_add_test(s, "round trip with args, errors from the handler", test_round_trip);
 	CU_add_test(s, "deferred reply from a timer", test_deferred_reply);
 	CU_add_test(s, "malformed requests answered with a reason", test_bad_requests);
