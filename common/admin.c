@@ -160,6 +160,11 @@ void admin_reply(struct admin_req *req, json_t *result)
 
 	json_object_set_new(reply, "ok", json_true());
 	json_object_set_new(reply, "result", result ? result : json_null());
+	if (req->state != ADMIN_REQ_PENDING && req->state != ADMIN_REQ_ORPHANED) {
+		log_warnx("admin: #%u answered twice, second answer dropped", req->id);
+		json_decref(reply);
+		return;
+	}
 	if (req->state == ADMIN_REQ_ORPHANED) {
 		json_decref(reply);
 		admin_req_free(req);
@@ -176,6 +181,10 @@ void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (req->state != ADMIN_REQ_PENDING && req->state != ADMIN_REQ_ORPHANED) {
+		log_warnx("admin: #%u answered twice, second answer dropped", req->id);
+		return;
+	}
 	if (req->state == ADMIN_REQ_ORPHANED) {
 		admin_req_free(req);
 		return;
@@ -217,6 +226,13 @@ static const char *admin_req_parse(struct admin_req *req, const char *line, size
 		snprintf(err, errlen, "\"cmd\" must be a non-empty string");
 		return NULL;
 	}
+	/* cmd goes into the log verbatim, so it must not be able to forge lines. */
+	for (const char *c = json_string_value(cmd); *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			snprintf(err, errlen, "\"cmd\" must not contain control characters");
+			return NULL;
+		}
+	}
 	json_t *args = json_object_get(obj, "args");
 	if (args && !json_is_object(args)) {
 		snprintf(err, errlen, "\"args\" must be an object");
@@ -255,7 +271,11 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 	size_t len = (size_t)eol.pos;
 	const char *line = (const char *)evbuffer_pullup(in, (ev_ssize_t)len + 1);
 	char err[256];
-	const char *cmd = admin_req_parse(req, line, len, err, sizeof(err));
+	const char *cmd = NULL;
+	if (line)
+		cmd = admin_req_parse(req, line, len, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "out of memory");
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (!cmd) {
 		log_warnx("admin: #%u uid %d pid %d: %s", req->id, req->uid, req->pid, err);

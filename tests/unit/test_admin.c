@@ -76,6 +76,9 @@ static void handler(struct admin_req *req, const char *cmd, json_t *args, void *
 		json_t *blob = json_object_get(args, "blob");
 		admin_reply(req,
 			    json_pack("{s:I}", "blob_len", (json_int_t)json_string_length(blob)));
+	} else if (strcmp(cmd, "twice") == 0) {
+		admin_reply(req, json_string("first"));
+		admin_reply_error(req, "second");
 	} else if (strcmp(cmd, "fail") == 0) {
 		admin_reply_error(req, "refused: %s",
 				  json_string_value(json_object_get(args, "why")));
@@ -307,6 +310,7 @@ static void test_round_trip(void)
 		{ "echo", "{\"name\":\"s1\",\"n\":3,\"nested\":{\"a\":[1,2]}}", true,
 		  "{\"name\":\"s1\",\"n\":3,\"nested\":{\"a\":[1,2]}}" },
 		{ "echo", NULL, true, "{}" },
+		{ "twice", NULL, true, "\"first\"" },
 		{ "fail", "{\"why\":\"because\"}", false, "refused: because" },
 		{ "nosuch", NULL, false, "unknown command nosuch" },
 	};
@@ -322,7 +326,7 @@ static void test_round_trip(void)
 		char *out = run_child(call_child, &c);
 		if (cases[i].ok) {
 			json_t *reply = outcome_reply(out);
-			json_t *want = json_loads(cases[i].want, 0, NULL);
+			json_t *want = json_loads(cases[i].want, JSON_DECODE_ANY, NULL);
 			CU_ASSERT_PTR_NOT_NULL_FATAL(reply);
 			CU_ASSERT_TRUE(json_is_true(json_object_get(reply, "ok")));
 			CU_ASSERT_TRUE(json_equal(json_object_get(reply, "result"), want));
@@ -334,7 +338,7 @@ static void test_round_trip(void)
 		free(out);
 		json_decref(args);
 	}
-	CU_ASSERT_EQUAL(fx.calls, 4);
+	CU_ASSERT_EQUAL(fx.calls, 5);
 }
 
 static void test_deferred_reply(void)
@@ -363,6 +367,8 @@ static void test_bad_requests(void)
 		{ "{\"args\":{}}\n", "no \"cmd\"" },
 		{ "{\"cmd\":42}\n", "\"cmd\" must be a non-empty string" },
 		{ "{\"cmd\":\"\"}\n", "\"cmd\" must be a non-empty string" },
+		{ "{\"cmd\":\"echo\\nforged\"}\n", "must not contain control characters" },
+		{ "{\"cmd\":\"echo\\u0000\"}\n", "not valid JSON" },
 		{ "{\"cmd\":\"echo\",\"args\":[1]}\n", "\"args\" must be an object" },
 		{ "{\"cmd\":\"echo\",\"args\":null}\n", "\"args\" must be an object" },
 		{ "{\"cmd\":\"echo\",\"extra\":1}\n", "unknown member \"extra\"" },
