@@ -46,8 +46,9 @@ void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 
 /*
  * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
- * waits up to timeout_s (<= 0: without limit) for the reply. Returns the whole reply object
- * (caller decrefs) or NULL with err ("cannot connect to /run/...: No such file").
+ * waits up to timeout_s (<= 0: without limit) for the reply. Returns the
+ * whole reply object, ok true or false (caller decrefs), or NULL with err
+ * ("cannot connect to /run/...: No such file").
  */
 json_t *admin_call(const char *path, const char *cmd, json_t *args, int timeout_s, char *err,
 		   size_t errlen);
