@@ -9,7 +9,10 @@
  * created mode 0660 (its directory must exist).
  *
  * The handler may answer at once or later (admin_reply from any later
- * callback of the same event loop), e.g. after a sync session ends.
+ * callback of the same event loop), e.g. after a sync session ends. It
+ * answers every request exactly once; req is invalid afterwards. A client
+ * that hangs up meanwhile does not invalidate req. The daemon must ignore
+ * SIGPIPE (libevent writes without MSG_NOSIGNAL).
  */
 #ifndef STRATA_ADMIN_H
 #define STRATA_ADMIN_H
@@ -27,7 +30,12 @@ typedef void (*admin_handler)(struct admin_req *req, const char *cmd, json_t *ar
 
 struct admin_server *admin_server_new(struct event_base *base, const char *path,
 				      admin_handler handler, void *arg, char *err, size_t errlen);
-/* Closes the socket and unlinks the path; pending requests are answered with an error. */
+/*
+ * Closes the socket and unlinks the path; pending requests are answered with
+ * an error and every req pointer becomes invalid. Call it outside the
+ * handler (e.g. after the loop ends); queued replies are flushed as far as
+ * the socket takes them.
+ */
 void admin_server_free(struct admin_server *srv);
 
 /* Answers with {"ok":true,"result":result}; steals result (may be NULL -> null). */
@@ -38,8 +46,9 @@ void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 
 /*
  * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
- * waits up to timeout_s for the reply. Returns the whole reply object
- * (caller decrefs) or NULL with err ("cannot connect to /run/...: No such file").
+ * waits up to timeout_s (<= 0: without limit) for the reply. Returns the
+ * whole reply object, ok true or false (caller decrefs), or NULL with err
+ * ("cannot connect to /run/...: No such file").
  */
 json_t *admin_call(const char *path, const char *cmd, json_t *args, int timeout_s, char *err,
 		   size_t errlen);
