@@ -622,6 +622,10 @@ int cfg_load(const char *path, enum cfg_role expect_role, struct cfg *out, char 
 		cfg_error(&e, 0, "file is larger than 1 MiB");
 		goto out;
 	}
+	if (len == 0) {
+		cfg_error(&e, 0, "file is empty");
+		goto out;
+	}
 	rc = cfg_load_buffer(buf, len, expect_role, out, &e);
 out:
 	if (rc < 0)
