@@ -21,7 +21,7 @@
 extern const unsigned char embed_server_xsd[];
 extern const size_t embed_server_xsd_len;
 
-#define CFG_FILE_MAX (1024 * 1024)
+#define CFG_FILE_MAX ((size_t)1 << 20)
 /* Enough for an operator to see what is wrong without flooding a log line. */
 #define CFG_MAX_ERRORS 10
 
@@ -38,9 +38,9 @@ struct cfg_element {
 };
 
 static const struct cfg_element cfg_elements[] = {
-	{ "data-dir", ROLE_BOTH },	  { "log", ROLE_BOTH },	      { "database", ROLE_BOTH },
-	{ "admin", ROLE_BOTH },		  { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
-	{ "limits", ROLE_BOTH },	  { "master", ROLE_SLAVE },	      { "replication", ROLE_SLAVE },
+	{ "data-dir", ROLE_BOTH }, { "log", ROLE_BOTH },	   { "database", ROLE_BOTH },
+	{ "admin", ROLE_BOTH },	   { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
+	{ "limits", ROLE_BOTH },   { "master", ROLE_SLAVE },	   { "replication", ROLE_SLAVE },
 };
 
 /*
@@ -64,13 +64,16 @@ struct cfg_setting {
 };
 
 #define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
+/* clang-format off */
 #define INT(el, at, f, d, lo, hi, rel, roles) \
 	{ el, at, CFG_INT, FIELD(f), d, NULL, NULL, lo, hi, rel, roles }
 #define STR(el, at, f, d, dslave, lo, hi, roles) \
 	{ el, at, CFG_STRING, FIELD(f), 0, d, dslave, lo, hi, false, roles }
-#define BOOL(el, at, f, d, roles) { el, at, CFG_BOOL, FIELD(f), d, NULL, NULL, 0, 1, false, roles }
+#define BOOL(el, at, f, d, roles) \
+	{ el, at, CFG_BOOL, FIELD(f), d, NULL, NULL, 0, 1, false, roles }
 #define LEVEL(el, at, f, d, rel, roles) \
 	{ el, at, CFG_LOGLEVEL, FIELD(f), d, NULL, NULL, 0, 0, rel, roles }
+/* clang-format on */
 
 /* The sun_path of a struct sockaddr_un holds 108 bytes with the NUL. */
 #define SOCKET_PATH_MAX 107
@@ -89,7 +92,8 @@ static const struct cfg_setting cfg_settings[] = {
 	STR("sync-listen", "hosts", cert_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_MASTER),
 	INT("enrolment", "token-ttl", token_ttl, 86400, 60, 2592000, true, ROLE_MASTER),
 	INT("limits", "max-sessions", max_sessions, 256, 1, 10000, true, ROLE_MASTER),
-	INT("limits", "frame-max-preauth", frame_max_preauth, 65536, 1024, 1048576, false, ROLE_BOTH),
+	INT("limits", "frame-max-preauth", frame_max_preauth, 65536, 1024, 1048576, false,
+	    ROLE_BOTH),
 	INT("limits", "frame-max", frame_max, 16777216, 65536, 67108864, false, ROLE_BOTH),
 	INT("limits", "handshake-timeout", handshake_timeout, 10, 1, 300, true, ROLE_BOTH),
 	INT("limits", "session-timeout", session_timeout, 120, 5, 3600, true, ROLE_BOTH),
@@ -225,7 +229,8 @@ static int cfg_validate(xmlDocPtr doc, struct cfg_errors *e)
 	xmlSchemaValidCtxtPtr vctxt = NULL;
 	int rc = -1;
 
-	pctxt = xmlSchemaNewMemParserCtxt((const char *)embed_server_xsd, (int)embed_server_xsd_len);
+	pctxt = xmlSchemaNewMemParserCtxt((const char *)embed_server_xsd,
+					  (int)embed_server_xsd_len);
 	if (pctxt == NULL) {
 		cfg_error(e, 0, "out of memory");
 		return -1;
@@ -236,7 +241,8 @@ static int cfg_validate(xmlDocPtr doc, struct cfg_errors *e)
 	schema = xmlSchemaParse(pctxt);
 	xmlSchemaFreeParserCtxt(pctxt);
 	if (schema == NULL) {
-		cfg_error(e, 0, "the built-in schema does not compile (%d errors)", xsd_errors.count);
+		cfg_error(e, 0, "the built-in schema does not compile (%d errors)",
+			  xsd_errors.count);
 		return -1;
 	}
 	vctxt = xmlSchemaNewValidCtxt(schema);
@@ -368,8 +374,9 @@ static void cfg_set(struct cfg *c, const struct cfg_setting *s, const char *raw,
 		break;
 	case CFG_LOGLEVEL:
 		if (log_level_parse(text, &level) < 0)
-			cfg_error(e, line, "%s: '%s' is not one of error, warn, notice, info, debug",
-				  name, text);
+			cfg_error(e, line,
+				  "%s: '%s' is not one of error, warn, notice, info, debug", name,
+				  text);
 		else
 			*(enum log_level *)cfg_field(c, s) = level;
 		break;
@@ -383,8 +390,9 @@ static const struct cfg_setting *cfg_find(const char *element, const char *attri
 		const struct cfg_setting *s = &cfg_settings[i];
 		if (strcmp(s->element, element) != 0)
 			continue;
-		if (attribute == NULL ? s->attribute == NULL
-				      : s->attribute != NULL && strcmp(s->attribute, attribute) == 0)
+		if (attribute == NULL
+			    ? s->attribute == NULL
+			    : s->attribute != NULL && strcmp(s->attribute, attribute) == 0)
 			return s;
 	}
 	return NULL;
@@ -439,8 +447,8 @@ static void cfg_read_element(struct cfg *c, xmlNodePtr node, struct cfg_errors *
 			continue;
 		}
 		if (!(s->roles & role)) {
-			cfg_error(e, line, "%s/@%s is a %s setting; this file is for role %s", el, at,
-				  cfg_roles_name(s->roles), cfg_role_name(c->role));
+			cfg_error(e, line, "%s/@%s is a %s setting; this file is for role %s", el,
+				  at, cfg_roles_name(s->roles), cfg_role_name(c->role));
 			continue;
 		}
 		xmlChar *v = xmlNodeListGetString(node->doc, a->children, 1);
@@ -455,7 +463,8 @@ static bool cfg_name_valid(const char *name)
 
 	if (n < 1 || n > 63)
 		return false;
-	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+	       n;
 }
 
 /* Root attributes: role decides the defaults, so it is read first. */
@@ -527,8 +536,8 @@ static void cfg_check(const struct cfg *c, xmlNodePtr root, struct cfg_errors *e
 			  "master/@token is set but master/@host is not");
 }
 
-static int cfg_load_buffer(const char *buf, size_t len, enum cfg_role expect_role,
-			   struct cfg *out, struct cfg_errors *e)
+static int cfg_load_buffer(const char *buf, size_t len, enum cfg_role expect_role, struct cfg *out,
+			   struct cfg_errors *e)
 {
 	struct cfg c;
 	xmlDocPtr doc;
@@ -571,8 +580,7 @@ static void cfg_finish_errors(struct cfg_errors *e)
 	}
 }
 
-int cfg_load(const char *path, enum cfg_role expect_role, struct cfg *out, char *err,
-	     size_t errlen)
+int cfg_load(const char *path, enum cfg_role expect_role, struct cfg *out, char *err, size_t errlen)
 {
 	struct cfg_errors e = { .path = path, .buf = err, .len = errlen };
 	struct stat st;
@@ -596,7 +604,7 @@ int cfg_load(const char *path, enum cfg_role expect_role, struct cfg *out, char 
 		cfg_error(&e, 0, "not a regular file");
 		goto out;
 	}
-	if (st.st_size > CFG_FILE_MAX) {
+	if (st.st_size > (off_t)CFG_FILE_MAX) {
 		cfg_error(&e, 0, "file is larger than 1 MiB");
 		goto out;
 	}
@@ -656,7 +664,7 @@ void cfg_defaults(struct cfg *out, enum cfg_role role)
 			break;
 		case CFG_STRING:
 			str = role == CFG_ROLE_SLAVE && s->def_str_slave ? s->def_str_slave
-									  : s->def_str;
+									 : s->def_str;
 			snprintf(f, s->size, "%s", str);
 			break;
 		}

@@ -47,8 +47,8 @@ static void write_bytes(const char *data, size_t len, char *path, size_t pathlen
 	fclose(f);
 }
 
-static int load_text(const char *xml, enum cfg_role role, struct cfg *out, char *err,
-		     size_t errlen, char *path, size_t pathlen)
+static int load_text(const char *xml, enum cfg_role role, struct cfg *out, char *err, size_t errlen,
+		     char *path, size_t pathlen)
 {
 	write_bytes(xml, strlen(xml), path, pathlen);
 	return cfg_load(path, role, out, err, errlen);
@@ -212,9 +212,8 @@ static void test_values_read(void)
 	char err[1024];
 	char path[PATH_MAX];
 
-	CU_ASSERT_EQUAL_FATAL(load_text(xml, CFG_ROLE_SLAVE, &c, err, sizeof(err), path,
-					sizeof(path)),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(xml, CFG_ROLE_SLAVE, &c, err, sizeof(err), path, sizeof(path)), 0);
 	CU_ASSERT_STRING_EQUAL(c.name, "branch_2.a");
 	CU_ASSERT_EQUAL(c.repl_interval, 60);
 	CU_ASSERT_EQUAL(c.repl_jitter, 0);
@@ -263,15 +262,18 @@ static void test_ranges(void)
 		/* retry-max must also stay >= retry-min: keep the other one out of the way. */
 		const char *extra = "";
 		if (strcmp(cases[i].element, "replication") == 0)
-			extra = strcmp(cases[i].attribute, "retry-min") == 0 ? " retry-max=\"86400\""
-									  : " retry-min=\"1\"";
+			extra = strcmp(cases[i].attribute, "retry-min") == 0
+					? " retry-max=\"86400\""
+					: " retry-min=\"1\"";
 		for (int end = 0; end < 2; end++) {
 			long long v = end ? cases[i].max + 1 : cases[i].min - 1;
 			snprintf(xml, sizeof(xml),
-				 "<server role=\"%s\" name=\"n\">\n\n<%s %s=\"%lld\"%s/>\n</server>\n",
+				 "<server role=\"%s\" name=\"n\">\n\n<%s "
+				 "%s=\"%lld\"%s/>\n</server>\n",
 				 role, cases[i].element, cases[i].attribute, v, extra);
-			snprintf(want, sizeof(want), ":3: %s/@%s: %lld is %s %lld", cases[i].element,
-				 cases[i].attribute, v, end ? "above the maximum" : "below the minimum",
+			snprintf(want, sizeof(want), ":3: %s/@%s: %lld is %s %lld",
+				 cases[i].element, cases[i].attribute, v,
+				 end ? "above the maximum" : "below the minimum",
 				 end ? cases[i].max : cases[i].min);
 			expect_error(xml, cases[i].role, want);
 
@@ -280,9 +282,11 @@ static void test_ranges(void)
 			char err[1024];
 			char path[PATH_MAX];
 			v = end ? cases[i].max : cases[i].min;
-			snprintf(xml, sizeof(xml), "<server role=\"%s\" name=\"n\"><%s %s=\"%lld\"%s/></server>",
+			snprintf(xml, sizeof(xml),
+				 "<server role=\"%s\" name=\"n\"><%s %s=\"%lld\"%s/></server>",
 				 role, cases[i].element, cases[i].attribute, v, extra);
-			int rc = load_text(xml, cases[i].role, &c, err, sizeof(err), path, sizeof(path));
+			int rc = load_text(xml, cases[i].role, &c, err, sizeof(err), path,
+					   sizeof(path));
 			if (rc != 0)
 				fprintf(stderr, "\n%s\n", err);
 			CU_ASSERT_EQUAL(rc, 0);
@@ -311,60 +315,82 @@ static void test_errors(void)
 		const char *want;
 	} cases[] = {
 		/* values */
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><replication interval=\"5\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\"><replication interval=\"5\"/></server>",
 		  ":1: replication/@interval: 5 is below the minimum 10" },
 		{ CFG_ROLE_SLAVE,
-		  "<server role=\"slave\" name=\"s\"><replication interval=\"99999999999999999999\"/></server>",
+		  "<server role=\"slave\" name=\"s\"><replication "
+		  "interval=\"99999999999999999999\"/></server>",
 		  "replication/@interval: 99999999999999999999 is out of range 10..604800" },
 		{ CFG_ROLE_SLAVE,
-		  "<server role=\"slave\" name=\"s\"><replication interval=\"2147483648\"/></server>",
+		  "<server role=\"slave\" name=\"s\"><replication "
+		  "interval=\"2147483648\"/></server>",
 		  "replication/@interval: 2147483648 is out of range" },
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><replication interval=\"10s\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\"><replication interval=\"10s\"/></server>",
 		  "'interval': '10s' is not a valid value" },
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><replication interval=\"\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\"><replication interval=\"\"/></server>",
 		  "'interval': '' is not a valid value" },
 		{ CFG_ROLE_SLAVE,
-		  "<server role=\"slave\" name=\"s\">\n<replication retry-min=\"60\" retry-max=\"30\"/></server>",
+		  "<server role=\"slave\" name=\"s\">\n<replication retry-min=\"60\" "
+		  "retry-max=\"30\"/></server>",
 		  ":2: replication/@retry-max: 30 is below retry-min 60" },
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\">\n\n<master token=\"t\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\">\n\n<master token=\"t\"/></server>",
 		  ":3: master/@token is set but master/@host is not" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><log level=\"trace\"/></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\"><log level=\"trace\"/></server>",
 		  "attribute 'level': [facet 'enumeration'] The value 'trace'" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><log syslog=\"yes\"/></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\"><log syslog=\"yes\"/></server>",
 		  "'syslog': 'yes' is not a valid value" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><data-dir></data-dir></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\"><data-dir></data-dir></server>",
 		  "Element 'data-dir'" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><data-dir>  </data-dir></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\"><data-dir>  </data-dir></server>",
 		  "data-dir: must not be empty" },
-		{ CFG_ROLE_MASTER, long_socket_xml, ":1: admin/@socket: value is longer than 107 bytes" },
+		{ CFG_ROLE_MASTER, long_socket_xml,
+		  ":1: admin/@socket: value is longer than 107 bytes" },
 		/* roles */
 		{ CFG_ROLE_SLAVE, "<server role=\"master\" name=\"m\"/>",
 		  ":1: this file is for role master; strata-slave needs role slave" },
 		{ CFG_ROLE_MASTER, "<server role=\"slave\" name=\"s\"/>",
 		  "this file is for role slave; strata-master needs role master" },
-		{ CFG_ROLE_MASTER, "<server role=\"peer\" name=\"s\"/>", "attribute 'role': [facet 'enumeration'] The value 'peer'" },
+		{ CFG_ROLE_MASTER, "<server role=\"peer\" name=\"s\"/>",
+		  "attribute 'role': [facet 'enumeration'] The value 'peer'" },
 		{ CFG_ROLE_MASTER, "<server name=\"s\"/>", "The attribute 'role' is required" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\">\n<master host=\"h\"/></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\">\n<master host=\"h\"/></server>",
 		  ":2: <master> is a slave setting; this file is for role master" },
 		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><replication/></server>",
 		  "<replication> is a slave setting; this file is for role master" },
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><sync-listen port=\"1\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\"><sync-listen port=\"1\"/></server>",
 		  "<sync-listen> is a master setting; this file is for role slave" },
 		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><enrolment/></server>",
 		  "<enrolment> is a master setting; this file is for role slave" },
-		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><limits max-sessions=\"9\"/></server>",
+		{ CFG_ROLE_SLAVE,
+		  "<server role=\"slave\" name=\"s\"><limits max-sessions=\"9\"/></server>",
 		  "limits/@max-sessions is a master setting; this file is for role slave" },
 		/* names */
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"a b\"/>", "attribute 'name': [facet 'pattern'] The value 'a b'" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"\"/>", "attribute 'name': [facet 'pattern'] The value ''" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"a/b\"/>", "attribute 'name': [facet 'pattern'] The value 'a/b'" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"caf\xc3\xa9\"/>", "attribute 'name': [facet 'pattern']" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"a b\"/>",
+		  "attribute 'name': [facet 'pattern'] The value 'a b'" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"\"/>",
+		  "attribute 'name': [facet 'pattern'] The value ''" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"a/b\"/>",
+		  "attribute 'name': [facet 'pattern'] The value 'a/b'" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"caf\xc3\xa9\"/>",
+		  "attribute 'name': [facet 'pattern']" },
 		{ CFG_ROLE_MASTER, long_name_xml, "attribute 'name': [facet 'pattern']" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\"/>", "The attribute 'name' is required" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\"/>",
+		  "The attribute 'name' is required" },
 		/* structure */
 		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\">\n<bogus/></server>",
 		  ":2: Element 'bogus': This element is not expected" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><log colour=\"red\"/></server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\"><log colour=\"red\"/></server>",
 		  "The attribute 'colour' is not allowed" },
 		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\" colour=\"red\"/>",
 		  "The attribute 'colour' is not allowed" },
@@ -378,13 +404,16 @@ static void test_errors(void)
 		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><log>x</log></server>",
 		  "Element 'log'" },
 		/* malformed XML */
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\">\n<log level=\"info\">\n</server>\n",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\">\n<log level=\"info\">\n</server>\n",
 		  ":3: Opening and ending tag mismatch: log line 2 and server" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\">\n\n\n<log level=\"info/>\n</server>",
+		{ CFG_ROLE_MASTER,
+		  "<server role=\"master\" name=\"m\">\n\n\n<log level=\"info/>\n</server>",
 		  ":5: Unescaped '<' not allowed in attributes values" },
 		{ CFG_ROLE_MASTER, "", ": file is empty" },
 		{ CFG_ROLE_MASTER, "  \n", ":2: Start tag expected" },
-		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"&foo;\"/>", "Entity 'foo' not defined" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"&foo;\"/>",
+		  "Entity 'foo' not defined" },
 		{ CFG_ROLE_MASTER, "<server role='master' name='m'/><server/>",
 		  "Extra content at the end of the document" },
 	};
@@ -423,8 +452,8 @@ static void test_libxml_quiet(void)
 	char path[PATH_MAX];
 
 	capture_begin(&cap);
-	int rc1 = load_text("<server role=\"master\" name=\"m\">\n<log>\n</server>", CFG_ROLE_MASTER,
-			    &c, err, sizeof(err), path, sizeof(path));
+	int rc1 = load_text("<server role=\"master\" name=\"m\">\n<log>\n</server>",
+			    CFG_ROLE_MASTER, &c, err, sizeof(err), path, sizeof(path));
 	int rc2 = load_text("<server role=\"master\" name=\"m\"><bogus/></server>", CFG_ROLE_MASTER,
 			    &c, err, sizeof(err), path, sizeof(path));
 	int rc3 = load_text("<!DOCTYPE server [<!ENTITY a \"b\">]><server/>", CFG_ROLE_MASTER, &c,
@@ -479,8 +508,10 @@ static void test_doctype(void)
 	} cases[] = {
 		{ laughs, ":2: DOCTYPE is not allowed" },
 		{ passwd, ":2: DOCTYPE is not allowed" },
-		{ "<!DOCTYPE server><server role=\"master\" name=\"m\"/>", ":1: DOCTYPE is not allowed" },
-		{ "<!DOCTYPE server SYSTEM \"file:///etc/passwd\">\n<server role=\"master\" name=\"m\"/>",
+		{ "<!DOCTYPE server><server role=\"master\" name=\"m\"/>",
+		  ":1: DOCTYPE is not allowed" },
+		{ "<!DOCTYPE server SYSTEM \"file:///etc/passwd\">\n<server role=\"master\" "
+		  "name=\"m\"/>",
 		  ":1: DOCTYPE is not allowed" },
 		{ "<!DOCTYPE server PUBLIC \"-//x//y\" \"http://127.0.0.1:9/x.dtd\">\n<server/>",
 		  ":1: DOCTYPE is not allowed" },
@@ -518,8 +549,8 @@ static void test_doctype(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "DOCTYPE is not allowed"));
 	CU_ASSERT_PTR_NULL(strstr(err, "top secret"));
 
-	snprintf(xml, sizeof(xml), "<!DOCTYPE server SYSTEM \"%s\">\n<server role=\"master\" name=\"m\"/>\n",
-		 secret);
+	snprintf(xml, sizeof(xml),
+		 "<!DOCTYPE server SYSTEM \"%s\">\n<server role=\"master\" name=\"m\"/>\n", secret);
 	CU_ASSERT_EQUAL(watched_load(xml, secret, err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "DOCTYPE is not allowed"));
 
@@ -600,12 +631,12 @@ static void test_reload(void)
 	char path[PATH_MAX];
 	struct capture cap;
 
-	CU_ASSERT_EQUAL_FATAL(load_text(master_old, CFG_ROLE_MASTER, &cur, err, sizeof(err), path,
-					sizeof(path)),
-			      0);
-	CU_ASSERT_EQUAL_FATAL(load_text(master_new, CFG_ROLE_MASTER, &next, err, sizeof(err), path,
-					sizeof(path)),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(master_old, CFG_ROLE_MASTER, &cur, err, sizeof(err), path, sizeof(path)),
+		0);
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(master_new, CFG_ROLE_MASTER, &next, err, sizeof(err), path, sizeof(path)),
+		0);
 	expect = cur;
 	expect.log_level = LOG_LVL_DEBUG;
 	expect.token_ttl = 3600;
@@ -647,9 +678,9 @@ static void test_reload(void)
 	/* Slave: the replication settings follow; the token is never logged. */
 	cfg_defaults(&cur, CFG_ROLE_SLAVE);
 	snprintf(cur.name, sizeof(cur.name), "s");
-	CU_ASSERT_EQUAL_FATAL(load_text(slave_new, CFG_ROLE_SLAVE, &next, err, sizeof(err), path,
-					sizeof(path)),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(slave_new, CFG_ROLE_SLAVE, &next, err, sizeof(err), path, sizeof(path)),
+		0);
 	expect = cur;
 	expect.repl_interval = 60;
 	expect.repl_jitter = 0;
