@@ -35,7 +35,8 @@ void log_set_context(const char *ctx);
 
 bool log_enabled(enum log_level level);
 void log_emit(enum log_level level, bool with_errno, const char *fmt, ...) LOG_PRINTF(3, 4);
-void log_vemit(enum log_level level, bool with_errno, const char *fmt, va_list ap);
+void log_vemit(enum log_level level, bool with_errno, const char *fmt, va_list ap)
+	LOG_PRINTF(3, 0);
 
 #define log_error(...) log_emit(LOG_LVL_ERROR, false, __VA_ARGS__)
 #define log_warn(...) log_emit(LOG_LVL_WARN, true, __VA_ARGS__)

@@ -40,7 +40,7 @@ struct link {
 	/* register / unregister in progress */
 	struct admin_req *req;
 	struct enrol_token tok;
-	char token[200];
+	char token[512];
 	EVP_PKEY *enrol_key;
 
 	struct admin_req *waiters[MAX_WAITERS];
@@ -77,7 +77,9 @@ static const struct cfg *link_cfg(struct link *l)
 
 static void path_in_data(struct link *l, const char *file, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s/%s", link_cfg(l)->data_dir, file);
+	/* data_dir was checked at start-up to leave room for these names. */
+	if (snprintf(out, outlen, "%s/%s", link_cfg(l)->data_dir, file) >= (int)outlen)
+		out[0] = '\0';
 }
 
 /* ---- scheduling ---- */

@@ -1,0 +1,79 @@
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "link.h"
+#include "log.h"
+#include "slave.h"
+#include "store.h"
+
+static const char *arg_str(json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
+static json_t *cmd_status(struct slave *sl)
+{
+	return json_pack("{s:{s:s, s:s, s:s}}", "fields", "role", "slave", "name", sl->d.cfg.name,
+			 "version", STRATA_VERSION);
+}
+
+void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
+{
+	struct slave *sl = arg;
+	struct db *db = sl->d.db;
+	char err[1024] = "";
+	json_t *res = NULL;
+
+	/* Commands answered later, when the exchange with the master ends. */
+	if (strcmp(cmd, "register") == 0) {
+		const char *master = arg_str(args, "master"), *token = arg_str(args, "token");
+		if (!master || !token) {
+			admin_reply_error(req, "register needs --master HOST:PORT and --token TOKEN");
+			return;
+		}
+		link_register(sl->link, req, master, token);
+		return;
+	}
+	if (strcmp(cmd, "unregister") == 0) {
+		link_unregister(sl->link, req, json_is_true(json_object_get(args, "force")));
+		return;
+	}
+	if (strcmp(cmd, "sync.now") == 0) {
+		link_sync_now(sl->link, req);
+		return;
+	}
+
+	if (strcmp(cmd, "sync.status") == 0)
+		res = link_status(sl->link, err, sizeof(err));
+	else if (strcmp(cmd, "policy.create") == 0)
+		res = store_create(db, false, args, err, sizeof(err));
+	else if (strcmp(cmd, "policy.update") == 0)
+		res = store_update(db, false, args, err, sizeof(err));
+	else if (strcmp(cmd, "policy.delete") == 0)
+		res = store_delete(db, false, args, err, sizeof(err));
+	else if (strcmp(cmd, "policy.list") == 0)
+		res = store_list(db, false, err, sizeof(err));
+	else if (strcmp(cmd, "task.create") == 0)
+		res = store_create(db, true, args, err, sizeof(err));
+	else if (strcmp(cmd, "task.delete") == 0)
+		res = store_delete(db, true, args, err, sizeof(err));
+	else if (strcmp(cmd, "task.list") == 0)
+		res = store_list(db, true, err, sizeof(err));
+	else if (strcmp(cmd, "status") == 0)
+		res = cmd_status(sl);
+	else if (strncmp(cmd, "slave.", 6) == 0 || strncmp(cmd, "report.", 7) == 0) {
+		admin_reply_error(req, "'%s' is a master command; this daemon is a slave", cmd);
+		return;
+	} else {
+		admin_reply_error(req, "unknown command '%s'", cmd);
+		return;
+	}
+	if (!res) {
+		log_info("admin: %s failed: %s", cmd, err);
+		admin_reply_error(req, "%s", err);
+		return;
+	}
+	admin_reply(req, res);
+}

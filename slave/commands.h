@@ -1,0 +1,9 @@
+/* commands: the slave's admin-socket commands (see strata-ctl). */
+#ifndef STRATA_SLAVE_COMMANDS_H
+#define STRATA_SLAVE_COMMANDS_H
+
+#include "admin.h"
+
+void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg);
+
+#endif
