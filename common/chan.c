@@ -137,16 +137,18 @@ static void chan_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		uint16_t type = 0;
 		uint32_t plen = 0;
-		enum frame_status st = frame_peek(hdr, (size_t)got, ch->max_frame, &type, &plen);
-		if (st == FRAME_TOO_BIG) {
+		if (frame_peek(hdr, (size_t)got, ch->max_frame, &type, &plen) == FRAME_TOO_BIG) {
 			char why[128];
 			snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u", plen,
 				 ch->max_frame);
 			chan_close(ch, why);
 			return;
 		}
+		/* Only the header was copied out, so NEED_MORE is judged against avail. */
+		if (got < FRAME_HEADER_LEN)
+			break;
 		size_t total = FRAME_HEADER_LEN + (size_t)plen;
-		if (st == FRAME_NEED_MORE || avail < total)
+		if (avail < total)
 			break;
 		const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)total);
 		if (!frame) {

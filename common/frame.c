@@ -19,11 +19,11 @@ enum frame_status frame_peek(const uint8_t *buf, size_t len, uint32_t max_payloa
 		*payload_len = plen;
 		return FRAME_TOO_BIG;
 	}
-	if (len < FRAME_HEADER_LEN || len - FRAME_HEADER_LEN < plen)
+	if (len < FRAME_HEADER_LEN)
 		return FRAME_NEED_MORE;
 	*type = (uint16_t)((unsigned)buf[4] << 8 | buf[5]);
 	*payload_len = plen;
-	return FRAME_OK;
+	return len - FRAME_HEADER_LEN < plen ? FRAME_NEED_MORE : FRAME_OK;
 }
 
 void frame_header_encode(uint8_t hdr[FRAME_HEADER_LEN], uint16_t type, uint32_t payload_len)
