@@ -110,8 +110,7 @@ void chan_close(struct chan *ch, const char *reason)
 		return;
 	}
 	struct timeval cap = { CHAN_FLUSH_CAP_SEC, 0 };
-	ch->flush_watch =
-		evbuffer_add_cb(bufferevent_get_output(ch->bev), chan_flush_watch_cb, ch);
+	ch->flush_watch = evbuffer_add_cb(bufferevent_get_output(ch->bev), chan_flush_watch_cb, ch);
 	struct bufferevent *under = bufferevent_get_underlying(ch->bev);
 	if (under)
 		ch->flush_watch_under =
@@ -139,8 +138,8 @@ static void chan_read_cb(struct bufferevent *bev, void *arg)
 		uint32_t plen = 0;
 		if (frame_peek(hdr, (size_t)got, ch->max_frame, &type, &plen) == FRAME_TOO_BIG) {
 			char why[128];
-			snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u", plen,
-				 ch->max_frame);
+			snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u",
+				 plen, ch->max_frame);
 			chan_close(ch, why);
 			return;
 		}

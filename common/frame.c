@@ -9,8 +9,8 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-enum frame_status frame_peek(const uint8_t *buf, size_t len, uint32_t max_payload,
-			     uint16_t *type, uint32_t *payload_len)
+enum frame_status frame_peek(const uint8_t *buf, size_t len, uint32_t max_payload, uint16_t *type,
+			     uint32_t *payload_len)
 {
 	if (len < FRAME_LEN_BYTES)
 		return FRAME_NEED_MORE;

@@ -47,10 +47,10 @@ const char *proto_msg_name(uint16_t type)
 }
 
 static const char *const state_names[] = {
-	[PST_MASTER_PREAUTH] = "master_preauth",   [PST_MASTER_AUTHED] = "master_authed",
-	[PST_MASTER_UPLOAD] = "master_upload",	   [PST_MASTER_DOWNLOAD] = "master_download",
-	[PST_SLAVE_ENROL] = "slave_enrol",	   [PST_SLAVE_HELLO] = "slave_hello",
-	[PST_SLAVE_UPLOAD] = "slave_upload",	   [PST_SLAVE_BYE] = "slave_bye",
+	[PST_MASTER_PREAUTH] = "master_preauth", [PST_MASTER_AUTHED] = "master_authed",
+	[PST_MASTER_UPLOAD] = "master_upload",	 [PST_MASTER_DOWNLOAD] = "master_download",
+	[PST_SLAVE_ENROL] = "slave_enrol",	 [PST_SLAVE_HELLO] = "slave_hello",
+	[PST_SLAVE_UPLOAD] = "slave_upload",	 [PST_SLAVE_BYE] = "slave_bye",
 	[PST_SLAVE_IDLE] = "slave_idle",
 };
 
@@ -95,7 +95,8 @@ bool proto_allowed(enum proto_state st, uint16_t type)
 	return false;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -191,13 +192,14 @@ static int check_members(const char *msg, json_t *o, const struct member *spec, 
 			return -1;
 		}
 		if (spec[i].kind == MK_INT && !json_is_integer(v)) {
-			set_err(err, errlen, "%s: member '%s' must be an integer", msg, spec[i].key);
+			set_err(err, errlen, "%s: member '%s' must be an integer", msg,
+				spec[i].key);
 			return -1;
 		}
 	}
 	const char *key;
 	json_t *v;
-	json_object_foreach(o, key, v) {
+	json_object_foreach (o, key, v) {
 		size_t i = 0;
 		while (i < n && strcmp(key, spec[i].key) != 0)
 			i++;
@@ -244,7 +246,8 @@ static int check_len(const char *msg, const char *key, const char *s, size_t max
 		return -1;
 	}
 	if (n > max) {
-		set_err(err, errlen, "%s: member '%s' is %zu bytes, more than %zu", msg, key, n, max);
+		set_err(err, errlen, "%s: member '%s' is %zu bytes, more than %zu", msg, key, n,
+			max);
 		return -1;
 	}
 	return 0;
@@ -252,9 +255,9 @@ static int check_len(const char *msg, const char *key, const char *s, size_t max
 
 int proto_decode_enrol(json_t *o, struct msg_enrol *m, char *err, size_t errlen)
 {
-	static const struct member spec[] = {
-		{ "token", MK_STRING }, { "name", MK_STRING }, { "csr", MK_STRING }
-	};
+	static const struct member spec[] = { { "token", MK_STRING },
+					      { "name", MK_STRING },
+					      { "csr", MK_STRING } };
 	if (check_members("ENROL", o, spec, NELEM(spec), err, errlen) != 0 ||
 	    unpack_strict("ENROL", o, err, errlen, "{s:s, s:s, s:s !}", "token", &m->token, "name",
 			  &m->name, "csr", &m->csr) != 0)
@@ -285,9 +288,9 @@ int proto_decode_enrol_ok(json_t *o, struct msg_enrol_ok *m, char *err, size_t e
 
 int proto_decode_hello(json_t *o, struct msg_hello *m, char *err, size_t errlen)
 {
-	static const struct member spec[] = {
-		{ "proto", MK_INT }, { "slave", MK_STRING }, { "schema", MK_INT }
-	};
+	static const struct member spec[] = { { "proto", MK_INT },
+					      { "slave", MK_STRING },
+					      { "schema", MK_INT } };
 	json_int_t proto, schema;
 	if (check_members("HELLO", o, spec, NELEM(spec), err, errlen) != 0 ||
 	    unpack_strict("HELLO", o, err, errlen, "{s:I, s:s, s:I !}", "proto", &proto, "slave",
@@ -327,7 +330,8 @@ int proto_decode_upload_hdr(json_t *o, struct msg_upload_hdr *m, char *err, size
 		return -1;
 	}
 	if (from < 0 || to < 0) {
-		set_err(err, errlen, "UPLOAD_BATCH: member '%s' is negative", from < 0 ? "from" : "to");
+		set_err(err, errlen, "UPLOAD_BATCH: member '%s' is negative",
+			from < 0 ? "from" : "to");
 		return -1;
 	}
 	if (from > to) {

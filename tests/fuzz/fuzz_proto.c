@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *copy = NULL;
 		size_t copy_len = 0;
 		o = proto_parse_bulk(data, size, &copy, &copy_len, err, sizeof(err));
-		if (o && (copy < (const char *)data || copy + copy_len != (const char *)data + size))
+		if (o &&
+		    (copy < (const char *)data || copy + copy_len != (const char *)data + size))
 			abort();
 	} else {
 		o = proto_parse_json(data, size, err, sizeof(err));

@@ -173,8 +173,8 @@ static void test_round_trip(void)
 	const char *copy = NULL;
 	size_t copy_len = 0;
 	char err[128];
-	json_t *hdr = proto_parse_bulk(b.payloads[4], b.lens[4], &copy, &copy_len, err,
-				       sizeof(err));
+	json_t *hdr =
+		proto_parse_bulk(b.payloads[4], b.lens[4], &copy, &copy_len, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL(hdr);
 	CU_ASSERT_EQUAL(copy_len, 4);
 	CU_ASSERT_EQUAL(memcmp(copy, "1\tx\n", 4), 0);

@@ -14,7 +14,7 @@ static void test_parse_json(void)
 {
 	static const struct {
 		const char *text;
-		size_t len; /* 0: strlen */
+		size_t len;	 /* 0: strlen */
 		const char *err; /* NULL: accepted */
 	} cases[] = {
 		{ "{}", 0, NULL },
@@ -145,8 +145,8 @@ static void run_decode_cases(const struct decode_case *cases, size_t n)
 		} else {
 			CU_ASSERT_EQUAL(rc, -1);
 			if (!strstr(err, cases[i].err))
-				fprintf(stderr, "case %s: err '%s', want '%s'\n", cases[i].json, err,
-					cases[i].err);
+				fprintf(stderr, "case %s: err '%s', want '%s'\n", cases[i].json,
+					err, cases[i].err);
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].err));
 		}
 		json_decref(o);
@@ -165,12 +165,14 @@ static void test_decode_table(void)
 		  "member 'token' must be a string" },
 		{ dec_enrol, "{\"token\":\"t\",\"name\":\"a b\",\"csr\":\"c\"}", "member 'name'" },
 		{ dec_enrol, "{\"token\":\"t\",\"name\":\"\",\"csr\":\"c\"}", "member 'name'" },
-		{ dec_enrol, "{\"token\":\"t\",\"name\":\"n/../x\",\"csr\":\"c\"}", "member 'name'" },
+		{ dec_enrol, "{\"token\":\"t\",\"name\":\"n/../x\",\"csr\":\"c\"}",
+		  "member 'name'" },
 		{ dec_enrol, "{\"token\":\"\",\"name\":\"n\",\"csr\":\"c\"}", "'token' is empty" },
 		/* ENROL_OK */
 		{ dec_enrol_ok, "{\"cert\":\"C\",\"ca\":\"A\"}", NULL },
 		{ dec_enrol_ok, "{\"cert\":\"C\"}", "missing member 'ca'" },
-		{ dec_enrol_ok, "{\"cert\":\"C\",\"ca\":\"A\",\"key\":\"K\"}", "unknown member 'key'" },
+		{ dec_enrol_ok, "{\"cert\":\"C\",\"ca\":\"A\",\"key\":\"K\"}",
+		  "unknown member 'key'" },
 		{ dec_enrol_ok, "{\"cert\":[],\"ca\":\"A\"}", "member 'cert' must be a string" },
 		/* HELLO */
 		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7}", NULL },
@@ -186,18 +188,23 @@ static void test_decode_table(void)
 		  "member 'proto'" },
 		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":-1}", "member 'schema'" },
 		/* UPLOAD_BATCH header */
-		{ dec_upload, "{\"stream\":\"task_results\",\"from\":0,\"to\":9,\"rows\":3}", NULL },
+		{ dec_upload, "{\"stream\":\"task_results\",\"from\":0,\"to\":9,\"rows\":3}",
+		  NULL },
 		{ dec_upload, "{\"stream\":\"events\",\"from\":5,\"to\":5,\"rows\":0}", NULL },
-		{ dec_upload, "{\"stream\":\"events\",\"from\":1,\"to\":9}", "missing member 'rows'" },
-		{ dec_upload, "{\"stream\":\"events\",\"from\":1,\"to\":9,\"rows\":1,\"slave_id\":4}",
+		{ dec_upload, "{\"stream\":\"events\",\"from\":1,\"to\":9}",
+		  "missing member 'rows'" },
+		{ dec_upload,
+		  "{\"stream\":\"events\",\"from\":1,\"to\":9,\"rows\":1,\"slave_id\":4}",
 		  "unknown member 'slave_id'" },
 		{ dec_upload, "{\"stream\":\"events\",\"from\":true,\"to\":9,\"rows\":1}",
 		  "member 'from' must be an integer" },
 		{ dec_upload, "{\"stream\":\"Events\",\"from\":1,\"to\":9,\"rows\":1}",
 		  "member 'stream'" },
-		{ dec_upload, "{\"stream\":\"\",\"from\":1,\"to\":9,\"rows\":1}", "member 'stream'" },
+		{ dec_upload, "{\"stream\":\"\",\"from\":1,\"to\":9,\"rows\":1}",
+		  "member 'stream'" },
 		{ dec_upload,
-		  "{\"stream\":\"abcdefghijklmnopqrstuvwxyzabcdefg\",\"from\":1,\"to\":9,\"rows\":1}",
+		  "{\"stream\":\"abcdefghijklmnopqrstuvwxyzabcdefg\",\"from\":1,\"to\":9,\"rows\":"
+		  "1}",
 		  "member 'stream'" },
 		{ dec_upload, "{\"stream\":\"events\",\"from\":-1,\"to\":9,\"rows\":1}",
 		  "member 'from' is negative" },
@@ -209,8 +216,10 @@ static void test_decode_table(void)
 		{ dec_error, "{\"code\":\"busy\",\"message\":\"too many sessions\"}", NULL },
 		{ dec_error, "{\"code\":\"busy\",\"message\":\"\"}", NULL },
 		{ dec_error, "{\"message\":\"m\"}", "missing member 'code'" },
-		{ dec_error, "{\"code\":\"c\",\"message\":\"m\",\"retry\":5}", "unknown member 'retry'" },
-		{ dec_error, "{\"code\":\"c\",\"message\":false}", "member 'message' must be a string" },
+		{ dec_error, "{\"code\":\"c\",\"message\":\"m\",\"retry\":5}",
+		  "unknown member 'retry'" },
+		{ dec_error, "{\"code\":\"c\",\"message\":false}",
+		  "member 'message' must be a string" },
 	};
 	run_decode_cases(cases, NELEM(cases));
 }
@@ -298,7 +307,8 @@ static void test_allow_list(void)
 			uint16_t type = t == 100 ? 0xffff : (uint16_t)t;
 			bool want = type == MSG_ERROR;
 			for (size_t k = 0; k < 4; k++)
-				want = want || (rows[r].allowed[k] != 0 && rows[r].allowed[k] == type);
+				want = want ||
+				       (rows[r].allowed[k] != 0 && rows[r].allowed[k] == type);
 			if (proto_allowed(rows[r].st, type) != want)
 				fprintf(stderr, "state %s type %u: want %d\n",
 					proto_state_name(rows[r].st), type, want);
