@@ -25,7 +25,8 @@ struct chan_cbs {
 	/* A whole frame. payload is valid only during the call. */
 	void (*on_message)(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
 			   void *arg);
-	/* Client chans: the connection (and TLS handshake) completed. */
+	/* Client chans: the connection (and TLS handshake) completed. TLS
+	 * server chans get it too, when the handshake completes. */
 	void (*on_connected)(struct chan *ch, void *arg);
 	/* Output buffer drained below the low-water mark (see chan_set_drain). */
 	void (*on_drain)(struct chan *ch, void *arg);
@@ -36,6 +37,7 @@ struct chan_cbs {
 /*
  * Wraps bev (ownership passes to the chan). peer is a short description
  * for log lines ("127.0.0.1:50312"). max_frame: payload limit in bytes.
+ * Returns NULL when out of memory; bev has then been freed.
  */
 struct chan *chan_new(struct event_base *base, struct bufferevent *bev, const char *peer,
 		      uint32_t max_frame, const struct chan_cbs *cbs, void *arg);

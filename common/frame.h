@@ -22,6 +22,8 @@ enum frame_status {
  * Looks at the front of buf. On FRAME_OK *type and *payload_len are set
  * and the frame occupies FRAME_HEADER_LEN + *payload_len bytes. On
  * FRAME_TOO_BIG *payload_len holds the announced length (for the log).
+ * On FRAME_NEED_MORE with the whole header present, *type and
+ * *payload_len are set too, so a reader can look at the header alone.
  */
 enum frame_status frame_peek(const uint8_t *buf, size_t len, uint32_t max_payload,
 			     uint16_t *type, uint32_t *payload_len);

@@ -60,7 +60,8 @@ enum proto_state {
 	PST_SLAVE_IDLE,		/* slave side, idle: SYNC_REQUEST, PONG, ERROR */
 };
 const char *proto_state_name(enum proto_state st);
-/* true when a message of this type may arrive in this state. */
+/* true when a message of this type may arrive in this state; ERROR may
+ * arrive in every state. */
 bool proto_allowed(enum proto_state st, uint16_t type);
 
 /*

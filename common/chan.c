@@ -1,0 +1,365 @@
+#include "chan.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+
+#include "frame.h"
+#include "log.h"
+#include "proto.h"
+
+/* How long a closing chan may spend flushing output to a peer that does
+ * not read before it is dropped anyway. */
+#define CHAN_FLUSH_CAP_SEC 5
+
+struct chan {
+	struct event_base *base;
+	struct bufferevent *bev;
+	char peer[96];
+	uint32_t max_frame;
+	int timeout_sec;
+	bool drain_set;
+	struct chan_cbs cbs;
+	void *arg;
+
+	bool closed;
+	bool reaping;
+	char reason[256];
+	/* Frees the chan from the loop, never from inside a callback. */
+	struct event *reaper;
+	/* Caps the time spent flushing after chan_close(). */
+	struct event *flush_cap;
+	/* Watch the output buffers while flushing before the free. */
+	struct evbuffer_cb_entry *flush_watch;
+	struct evbuffer_cb_entry *flush_watch_under;
+};
+
+static void chan_schedule_free(struct chan *ch)
+{
+	static const struct timeval now = { 0, 0 };
+	if (ch->reaping)
+		return;
+	ch->reaping = true;
+	event_del(ch->flush_cap);
+	event_add(ch->reaper, &now);
+}
+
+static void chan_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan *ch = arg;
+	if (ch->cbs.on_close)
+		ch->cbs.on_close(ch, ch->reason, ch->arg);
+	if (ch->flush_watch)
+		evbuffer_remove_cb_entry(bufferevent_get_output(ch->bev), ch->flush_watch);
+	if (ch->flush_watch_under) {
+		struct bufferevent *under = bufferevent_get_underlying(ch->bev);
+		if (under)
+			evbuffer_remove_cb_entry(bufferevent_get_output(under),
+						 ch->flush_watch_under);
+	}
+	bufferevent_free(ch->bev);
+	event_free(ch->reaper);
+	event_free(ch->flush_cap);
+	free(ch);
+}
+
+static void chan_flush_cap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan *ch = arg;
+	log_debug("%s: output not flushed within %d s of close", ch->peer, CHAN_FLUSH_CAP_SEC);
+	chan_schedule_free(ch);
+}
+
+size_t chan_output_pending(const struct chan *ch)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(ch->bev));
+	/* A TLS filter keeps encrypted bytes in the bufferevent underneath. */
+	struct bufferevent *under = bufferevent_get_underlying(ch->bev);
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void chan_flush_watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+				void *arg)
+{
+	struct chan *ch = arg;
+	if (chan_output_pending(ch) == 0)
+		chan_schedule_free(ch);
+}
+
+void chan_close(struct chan *ch, const char *reason)
+{
+	if (ch->closed)
+		return;
+	ch->closed = true;
+	snprintf(ch->reason, sizeof(ch->reason), "%s", reason ? reason : "closed");
+	log_debug("%s: closing: %s", ch->peer, ch->reason);
+	bufferevent_disable(ch->bev, EV_READ);
+	bufferevent_set_timeouts(ch->bev, NULL, NULL);
+	if (chan_output_pending(ch) == 0) {
+		chan_schedule_free(ch);
+		return;
+	}
+	struct timeval cap = { CHAN_FLUSH_CAP_SEC, 0 };
+	ch->flush_watch = evbuffer_add_cb(bufferevent_get_output(ch->bev), chan_flush_watch_cb, ch);
+	struct bufferevent *under = bufferevent_get_underlying(ch->bev);
+	if (under)
+		ch->flush_watch_under =
+			evbuffer_add_cb(bufferevent_get_output(under), chan_flush_watch_cb, ch);
+	if (!ch->flush_watch || (under && !ch->flush_watch_under) ||
+	    event_add(ch->flush_cap, &cap) != 0) {
+		chan_schedule_free(ch);
+		return;
+	}
+	bufferevent_enable(ch->bev, EV_WRITE);
+}
+
+static void chan_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct chan *ch = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (!ch->closed) {
+		uint8_t hdr[FRAME_HEADER_LEN];
+		size_t avail = evbuffer_get_length(in);
+		ev_ssize_t got =
+			evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+		if (got < 0)
+			break;
+		uint16_t type = 0;
+		uint32_t plen = 0;
+		if (frame_peek(hdr, (size_t)got, ch->max_frame, &type, &plen) == FRAME_TOO_BIG) {
+			char why[128];
+			snprintf(why, sizeof(why), "frame of %u bytes exceeds the limit of %u",
+				 plen, ch->max_frame);
+			chan_close(ch, why);
+			return;
+		}
+		/* Only the header was copied out, so NEED_MORE is judged against avail. */
+		if (got < FRAME_HEADER_LEN)
+			break;
+		size_t total = FRAME_HEADER_LEN + (size_t)plen;
+		if (avail < total)
+			break;
+		const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)total);
+		if (!frame) {
+			chan_close(ch, "out of memory reading a frame");
+			return;
+		}
+		if (ch->cbs.on_message)
+			ch->cbs.on_message(ch, type, frame + FRAME_HEADER_LEN, plen, ch->arg);
+		/* The chan outlives a chan_close() made in the callback, so this is safe. */
+		evbuffer_drain(in, total);
+	}
+}
+
+static void chan_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct chan *ch = arg;
+	if (!ch->closed && ch->drain_set && ch->cbs.on_drain)
+		ch->cbs.on_drain(ch, ch->arg);
+}
+
+/* The text of a connection error: OpenSSL's queue for TLS, else errno. */
+static void chan_error_text(struct chan *ch, char *buf, size_t len)
+{
+	int saved = EVUTIL_SOCKET_ERROR();
+	size_t used = 0;
+	buf[0] = '\0';
+	if (bufferevent_openssl_get_ssl(ch->bev)) {
+		unsigned long e;
+		while ((e = bufferevent_get_openssl_error(ch->bev)) != 0) {
+			/* libevent also queues SSL_get_error() codes, which have no library. */
+			if (ERR_GET_LIB(e) == 0 || used + 2 >= len)
+				continue;
+			if (used > 0)
+				used += (size_t)snprintf(buf + used, len - used, "; ");
+			ERR_error_string_n(e, buf + used, len - used);
+			used = strlen(buf);
+		}
+	}
+	if (used > 0)
+		return;
+	if (saved != 0)
+		snprintf(buf, len, "%s", evutil_socket_error_to_string(saved));
+	else
+		snprintf(buf, len, "connection closed by peer");
+}
+
+static void chan_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct chan *ch = arg;
+	if (ch->closed) {
+		/* The peer went away while we flushed: nothing more can be written. */
+		if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+			chan_schedule_free(ch);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		if (ch->cbs.on_connected)
+			ch->cbs.on_connected(ch, ch->arg);
+		return;
+	}
+	char why[256];
+	if (what & BEV_EVENT_ERROR) {
+		chan_error_text(ch, why, sizeof(why));
+	} else if (what & BEV_EVENT_EOF) {
+		snprintf(why, sizeof(why), "connection closed by peer");
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(why, sizeof(why), "no data for %d s", ch->timeout_sec);
+	} else {
+		return;
+	}
+	chan_close(ch, why);
+	/* After an error the connection cannot carry the pending output. */
+	if (what & BEV_EVENT_ERROR)
+		chan_schedule_free(ch);
+}
+
+struct chan *chan_new(struct event_base *base, struct bufferevent *bev, const char *peer,
+		      uint32_t max_frame, const struct chan_cbs *cbs, void *arg)
+{
+	struct chan *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		goto fail;
+	ch->base = base;
+	ch->bev = bev;
+	ch->max_frame = max_frame;
+	ch->cbs = *cbs;
+	ch->arg = arg;
+	snprintf(ch->peer, sizeof(ch->peer), "%s", peer ? peer : "?");
+	ch->reaper = evtimer_new(base, chan_reap_cb, ch);
+	ch->flush_cap = evtimer_new(base, chan_flush_cap_cb, ch);
+	if (!ch->reaper || !ch->flush_cap)
+		goto fail;
+	bufferevent_setcb(bev, chan_read_cb, chan_write_cb, chan_event_cb, ch);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
+		goto fail;
+	return ch;
+fail:
+	if (ch) {
+		if (ch->reaper)
+			event_free(ch->reaper);
+		if (ch->flush_cap)
+			event_free(ch->flush_cap);
+		free(ch);
+	}
+	bufferevent_free(bev);
+	return NULL;
+}
+
+void chan_set_max_frame(struct chan *ch, uint32_t max_frame) { ch->max_frame = max_frame; }
+
+void chan_set_timeout(struct chan *ch, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+	ch->timeout_sec = seconds > 0 ? seconds : 0;
+	if (ch->closed)
+		return;
+	bufferevent_set_timeouts(ch->bev, seconds > 0 ? &tv : NULL, NULL);
+}
+
+void chan_set_drain(struct chan *ch, size_t low_water)
+{
+	ch->drain_set = true;
+	if (!ch->closed)
+		bufferevent_setwatermark(ch->bev, EV_WRITE, low_water, 0);
+}
+
+void chan_set_arg(struct chan *ch, void *arg) { ch->arg = arg; }
+
+/* Appends one frame whose payload is the concatenation of parts. */
+static int chan_send_parts(struct chan *ch, uint16_t type, const void *const *part,
+			   const size_t *part_len, size_t nparts)
+{
+	if (ch->closed)
+		return -1;
+	size_t len = 0;
+	for (size_t i = 0; i < nparts; i++)
+		len += part_len[i];
+	if (len > UINT32_MAX) {
+		chan_close(ch, "outgoing frame larger than 4 GiB");
+		return -1;
+	}
+	uint8_t hdr[FRAME_HEADER_LEN];
+	frame_header_encode(hdr, type, (uint32_t)len);
+	struct evbuffer *out = bufferevent_get_output(ch->bev);
+	/* Reserve first so that a half-queued frame can never reach the peer. */
+	if (evbuffer_expand(out, sizeof(hdr) + len) != 0 ||
+	    evbuffer_add(out, hdr, sizeof(hdr)) != 0) {
+		chan_close(ch, "out of memory queueing a frame");
+		return -1;
+	}
+	for (size_t i = 0; i < nparts; i++) {
+		if (part_len[i] > 0 && evbuffer_add(out, part[i], part_len[i]) != 0) {
+			chan_close(ch, "out of memory queueing a frame");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int chan_send(struct chan *ch, uint16_t type, const void *payload, size_t len)
+{
+	const void *part[] = { payload };
+	size_t part_len[] = { len };
+	return chan_send_parts(ch, type, part, part_len, 1);
+}
+
+int chan_send_json(struct chan *ch, uint16_t type, json_t *obj)
+{
+	if (ch->closed || !obj)
+		return -1;
+	char *text = json_dumps(obj, JSON_COMPACT);
+	if (!text)
+		return -1;
+	int rc = chan_send(ch, type, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+int chan_send_bulk(struct chan *ch, uint16_t type, json_t *hdr, const void *body, size_t body_len)
+{
+	if (ch->closed || !hdr)
+		return -1;
+	/* Compact output escapes newlines in strings, so the first '\n' ends it. */
+	char *text = json_dumps(hdr, JSON_COMPACT);
+	if (!text)
+		return -1;
+	const void *part[] = { text, "\n", body };
+	size_t part_len[] = { strlen(text), 1, body_len };
+	int rc = chan_send_parts(ch, type, part, part_len, 3);
+	free(text);
+	return rc;
+}
+
+void chan_send_error(struct chan *ch, const char *code, const char *fmt, ...)
+{
+	if (ch->closed)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *o = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (o) {
+		chan_send_json(ch, MSG_ERROR, o);
+		json_decref(o);
+	}
+	chan_close(ch, msg);
+}
+
+int chan_is_closed(const struct chan *ch) { return ch->closed; }
+
+const char *chan_peer(const struct chan *ch) { return ch->peer; }
+
+SSL *chan_ssl(const struct chan *ch) { return bufferevent_openssl_get_ssl(ch->bev); }
