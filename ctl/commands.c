@@ -55,12 +55,21 @@ static const struct ctl_option unregister_options[] = {
 	{ 0 },
 };
 
-#define NAME_ARG { { "name", "NAME" } }
+#define NAME_ARG                                                                                   \
+	{                                                                                          \
+		{                                                                                  \
+			"name", "NAME"                                                             \
+		}                                                                                  \
+	}
 
 static const struct ctl_command command_table[] = {
 	{ "slave add", "slave.add", NAME_ARG, slave_add_options, CTL_TIMEOUT_DEFAULT,
 	  "register a slave on the master and print its one-time enrolment token" },
-	{ "slave list", "slave.list", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT,
+	{ "slave list",
+	  "slave.list",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
 	  "list the slaves with their state and last sync" },
 	{ "slave remove", "slave.remove", NAME_ARG, slave_remove_options, CTL_TIMEOUT_DEFAULT,
 	  "unregister a slave and revoke its certificate (--keep-data archives its rows)" },
@@ -72,24 +81,52 @@ static const struct ctl_command command_table[] = {
 	  "change a policy's settings or its target slaves" },
 	{ "policy delete", "policy.delete", NAME_ARG, no_options, CTL_TIMEOUT_DEFAULT,
 	  "delete a master-owned policy" },
-	{ "policy list", "policy.list", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT,
+	{ "policy list",
+	  "policy.list",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
 	  "list the policies" },
 	{ "task create", "task.create", NAME_ARG, task_create_options, CTL_TIMEOUT_DEFAULT,
 	  "create a master-owned task, for all slaves unless --slaves is given" },
 	{ "task delete", "task.delete", NAME_ARG, no_options, CTL_TIMEOUT_DEFAULT,
 	  "delete a master-owned task" },
 	{ "task list", "task.list", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT, "list the tasks" },
-	{ "report endpoints", "report.endpoints", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT,
+	{ "report endpoints",
+	  "report.endpoints",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
 	  "endpoint status across slaves, with each slave's data age" },
-	{ "register", "register", { { 0 } }, register_options, CTL_TIMEOUT_ENROL,
+	{ "register",
+	  "register",
+	  { { 0 } },
+	  register_options,
+	  CTL_TIMEOUT_ENROL,
 	  "enrol this slave with a master using a token from 'slave add'" },
-	{ "unregister", "unregister", { { 0 } }, unregister_options, CTL_TIMEOUT_ENROL,
+	{ "unregister",
+	  "unregister",
+	  { { 0 } },
+	  unregister_options,
+	  CTL_TIMEOUT_ENROL,
 	  "leave the master (--force when the master cannot be reached)" },
-	{ "sync now", "sync.now", { { 0 } }, no_options, CTL_TIMEOUT_SYNC,
+	{ "sync now",
+	  "sync.now",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_SYNC,
 	  "run a sync session with the master and wait for it to end" },
-	{ "sync status", "sync.status", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT,
+	{ "sync status",
+	  "sync.status",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
 	  "show the last sync sessions and the watermarks" },
-	{ "status", "status", { { 0 } }, no_options, CTL_TIMEOUT_DEFAULT,
+	{ "status",
+	  "status",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
 	  "show the daemon's role, version and health" },
 	{ 0 },
 };
@@ -117,7 +154,8 @@ static const struct ctl_option *find_option(const struct ctl_command *cmd, const
 					    size_t len, int *index)
 {
 	for (int i = 0; cmd->options[i].name; i++) {
-		if (strlen(cmd->options[i].name) == len && strncmp(cmd->options[i].name, name, len) == 0) {
+		if (strlen(cmd->options[i].name) == len &&
+		    strncmp(cmd->options[i].name, name, len) == 0) {
 			*index = i;
 			return &cmd->options[i];
 		}
@@ -249,7 +287,8 @@ static int parse_arguments(const struct ctl_command *cmd, int argc, char **argv,
 			return CTL_BUILD_HELP;
 		if (options_ended || a[0] != '-' || a[1] == '\0') {
 			if (npos >= CTL_MAX_POSITIONAL || !cmd->positional[npos].key) {
-				snprintf(err, errlen, "%s: unexpected argument '%s'", cmd->words, a);
+				snprintf(err, errlen, "%s: unexpected argument '%s'", cmd->words,
+					 a);
 				return CTL_BUILD_USAGE;
 			}
 			if (a[0] == '\0') {
@@ -266,7 +305,8 @@ static int parse_arguments(const struct ctl_command *cmd, int argc, char **argv,
 		const char *eq = a[1] == '-' ? strchr(name, '=') : NULL;
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
 		int idx = -1;
-		const struct ctl_option *opt = a[1] == '-' ? find_option(cmd, name, len, &idx) : NULL;
+		const struct ctl_option *opt =
+		    a[1] == '-' ? find_option(cmd, name, len, &idx) : NULL;
 		if (!opt) {
 			snprintf(err, errlen, "%s: unknown option '%.*s'", cmd->words,
 				 (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
@@ -388,7 +428,7 @@ static void usage_line(const struct ctl_command *cmd, char *buf, size_t len)
 		if (opt->excludes) {
 			int other;
 			const struct ctl_option *ex =
-				find_option(cmd, opt->excludes, strlen(opt->excludes), &other);
+			    find_option(cmd, opt->excludes, strlen(opt->excludes), &other);
 			if (ex) {
 				fprintf(f, " | --%s", ex->name);
 				if (takes_value(ex))

@@ -31,8 +31,8 @@ enum ctl_opt_type {
 };
 
 struct ctl_option {
-	const char *name;     /* without the leading "--" */
-	const char *key;      /* key in the request's args */
+	const char *name; /* without the leading "--" */
+	const char *key;  /* key in the request's args */
 	enum ctl_opt_type type;
 	bool required;
 	const char *excludes; /* name of an option that may not be given with this one */
@@ -55,8 +55,8 @@ struct ctl_command {
 
 enum ctl_build_status {
 	CTL_BUILD_OK = 0,
-	CTL_BUILD_HELP = 1,	/* -h/--help was given; *cmd_out is the command or NULL */
-	CTL_BUILD_USAGE = -1,	/* err says why; *cmd_out is the command when it was recognised */
+	CTL_BUILD_HELP = 1,   /* -h/--help was given; *cmd_out is the command or NULL */
+	CTL_BUILD_USAGE = -1, /* err says why; *cmd_out is the command when it was recognised */
 };
 
 /*

@@ -58,15 +58,15 @@ static void print_global_usage(FILE *out)
  * server.xml: the CLI must not need the daemon's keys or database settings
  * to find its socket. No network, no DTD loading, no entity expansion.
  */
-static int socket_from_config(const char *path, char *out, size_t outlen, char *err,
-			      size_t errlen)
+static int socket_from_config(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
 	int rc = -1;
-	xmlDocPtr doc = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-							XML_PARSE_NOWARNING);
+	xmlDocPtr doc =
+	    xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {
 		const xmlError *e = xmlGetLastError();
-		snprintf(err, errlen, "%s: %s", path, e && e->message ? e->message : "cannot parse\n");
+		snprintf(err, errlen, "%s: %s", path,
+			 e && e->message ? e->message : "cannot parse\n");
 		err[strcspn(err, "\n")] = '\0';
 		return -1;
 	}
@@ -88,8 +88,8 @@ static int socket_from_config(const char *path, char *out, size_t outlen, char *
 			goto out;
 	}
 	xmlChar *role = xmlGetNoNsProp(root, BAD_CAST "role");
-	if (role && (xmlStrcmp(role, BAD_CAST "master") == 0 ||
-		     xmlStrcmp(role, BAD_CAST "slave") == 0)) {
+	if (role &&
+	    (xmlStrcmp(role, BAD_CAST "master") == 0 || xmlStrcmp(role, BAD_CAST "slave") == 0)) {
 		snprintf(out, outlen, "/run/strata/%s.sock", (const char *)role);
 		rc = 0;
 	} else {

@@ -25,7 +25,7 @@ static bool table_from(const json_t *obj, struct render_table *t)
 	}
 	size_t r;
 	const json_t *row;
-	json_array_foreach(t->rows, r, row) {
+	json_array_foreach (t->rows, r, row) {
 		if (!json_is_array(row) || json_array_size(row) != t->ncolumns)
 			return false;
 	}
@@ -37,7 +37,7 @@ static bool only_keys(const json_t *obj, const char *const *allowed)
 {
 	const char *key;
 	const json_t *v;
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach ((json_t *)obj, key, v) {
 		bool ok = false;
 		for (size_t i = 0; allowed[i]; i++)
 			ok = ok || strcmp(key, allowed[i]) == 0;
@@ -80,7 +80,7 @@ static bool is_sections(const json_t *result)
 	size_t i;
 	const json_t *s;
 	struct render_table t;
-	json_array_foreach(sections, i, s) {
+	json_array_foreach (sections, i, s) {
 		if (!json_is_object(s) || !only_keys(s, section_keys) ||
 		    !json_is_string(json_object_get(s, "title")) || !table_from(s, &t))
 			return false;
@@ -204,7 +204,7 @@ static void csv_record(FILE *out, const json_t *values, bool header)
 {
 	size_t i;
 	const json_t *v;
-	json_array_foreach(values, i, v) {
+	json_array_foreach (values, i, v) {
 		if (i > 0)
 			fputc(',', out);
 		char *s = header ? strdup(json_string_value(v)) : cell_text(v, false);
@@ -220,7 +220,7 @@ static void csv_table(FILE *out, const struct render_table *t)
 	csv_record(out, t->columns, true);
 	size_t r;
 	const json_t *row;
-	json_array_foreach(t->rows, r, row)
+	json_array_foreach (t->rows, r, row)
 		csv_record(out, row, false);
 }
 
@@ -236,7 +236,7 @@ static void json_table(FILE *out, const struct render_table *t)
 	json_t *list = json_array();
 	size_t r;
 	const json_t *row;
-	json_array_foreach(t->rows, r, row) {
+	json_array_foreach (t->rows, r, row) {
 		json_t *obj = json_object();
 		for (size_t c = 0; c < t->ncolumns; c++)
 			json_object_set(obj, json_string_value(json_array_get(t->columns, c)),
@@ -252,11 +252,11 @@ static void text_fields(FILE *out, const json_t *fields)
 	size_t width = 0;
 	const char *key;
 	const json_t *v;
-	json_object_foreach((json_t *)fields, key, v) {
+	json_object_foreach ((json_t *)fields, key, v) {
 		if (display_width(key) > width)
 			width = display_width(key);
 	}
-	json_object_foreach((json_t *)fields, key, v) {
+	json_object_foreach ((json_t *)fields, key, v) {
 		char *s = cell_text(v, true);
 		put_text(out, key);
 		fprintf(out, ":%*s ", (int)(width - display_width(key)), "");
@@ -272,7 +272,7 @@ static void csv_fields(FILE *out, const json_t *fields)
 	const char *key;
 	const json_t *v;
 	fputs("field,value\n", out);
-	json_object_foreach((json_t *)fields, key, v) {
+	json_object_foreach ((json_t *)fields, key, v) {
 		char *s = cell_text(v, false);
 		render_csv_field(out, key);
 		fputc(',', out);
@@ -287,7 +287,7 @@ static void render_sections(FILE *out, const json_t *sections, enum render_forma
 {
 	size_t i;
 	const json_t *s;
-	json_array_foreach(sections, i, s) {
+	json_array_foreach (sections, i, s) {
 		struct render_table t;
 		table_from(s, &t);
 		if (i > 0)

@@ -26,9 +26,8 @@
 enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_CSV };
 
 /* Writes result to out; returns 0, or -1 with err when out fails (a closed pipe, a full disk). */
-__attribute__((warn_unused_result)) int render_result(FILE *out, const json_t *result,
-						      enum render_format format, char *err,
-						      size_t errlen);
+__attribute__((warn_unused_result)) int
+render_result(FILE *out, const json_t *result, enum render_format format, char *err, size_t errlen);
 
 /* Writes one CSV field, quoted when it holds a comma, a quote, CR or LF. */
 void render_csv_field(FILE *out, const char *text);
