@@ -105,7 +105,8 @@ static char *cell_text(const json_t *v, bool text_mode)
 	case JSON_FALSE:
 		return strdup(text_mode ? "no" : "false");
 	default:
-		return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		/* 15 digits: 0.1 reads as 0.1; --json keeps the exact value. */
+		return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 	}
 }
 
