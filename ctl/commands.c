@@ -264,6 +264,18 @@ static const struct ctl_command *find_command(int argc, char **argv, int *nwords
 	return best;
 }
 
+/* Operators often type "strata-ctl slave list --json"; the error then says where it belongs. */
+static bool is_global_option(const char *arg, size_t len)
+{
+	static const char *const globals[] = { "-s",	 "-c",	  "--socket",  "--config",
+					       "--json", "--csv", "--timeout", NULL };
+	for (size_t i = 0; globals[i]; i++) {
+		if (strlen(globals[i]) == len && strncmp(arg, globals[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool takes_value(const struct ctl_option *opt)
 {
 	return opt->type != CTL_OPT_BOOL && opt->type != CTL_OPT_FLAG;
@@ -308,8 +320,11 @@ static int parse_arguments(const struct ctl_command *cmd, int argc, char **argv,
 		const struct ctl_option *opt =
 		    a[1] == '-' ? find_option(cmd, name, len, &idx) : NULL;
 		if (!opt) {
-			snprintf(err, errlen, "%s: unknown option '%.*s'", cmd->words,
-				 (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
+			int shown = (int)(eq ? (size_t)(eq - a) : strlen(a));
+			snprintf(err, errlen, "%s: unknown option '%.*s'%s", cmd->words, shown, a,
+				 is_global_option(a, (size_t)shown)
+				     ? " (global options go before the command)"
+				     : "");
 			return CTL_BUILD_USAGE;
 		}
 		if (seen[idx]) {

@@ -5,6 +5,7 @@
  * Exit status: 0 done; 1 the daemon refused (ok=false) or the output
  * could not be written; 2 usage error; 3 the daemon cannot be reached.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -61,6 +62,11 @@ static void print_global_usage(FILE *out)
 static int socket_from_config(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
 	int rc = -1;
+	/* libxml2 words a missing file as "failed to load external entity". */
+	if (access(path, R_OK) < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
 	xmlDocPtr doc =
 	    xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {

@@ -83,6 +83,10 @@ static const struct build_case cases[] = {
 	{ { "slave", "add", "a", "--nope=5" }, USAGE("slave.add", "unknown option '--nope'") },
 	{ { "slave", "add", "a", "-t" }, USAGE("slave.add", "unknown option '-t'") },
 	{ { "slave", "list", "--keep-data" }, USAGE("slave.list", "unknown option '--keep-data'") },
+	{ { "slave", "list", "--json" },
+	  USAGE("slave.list", "unknown option '--json' (global options go before the command)") },
+	{ { "status", "--timeout=5" },
+	  USAGE("status", "unknown option '--timeout' (global options go before the command)") },
 
 	/* option values */
 	{ { "slave", "add", "a", "--ttl" }, USAGE("slave.add", "--ttl needs a value (SECONDS)") },
