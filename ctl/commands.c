@@ -378,6 +378,12 @@ static int parse_arguments(const struct ctl_command *cmd, int argc, char **argv,
 	return CTL_BUILD_OK;
 }
 
+const struct ctl_command *ctl_find_command(int argc, char **argv)
+{
+	int nwords;
+	return find_command(argc, argv, &nwords);
+}
+
 int ctl_build_request(int argc, char **argv, json_t **args_out, const struct ctl_command **cmd_out,
 		      char *err, size_t errlen)
 {

@@ -69,6 +69,9 @@ __attribute__((warn_unused_result)) int ctl_build_request(int argc, char **argv,
 							  const struct ctl_command **cmd_out,
 							  char *err, size_t errlen);
 
+/* The command whose words start argv ("slave add alpha" -> slave add), or NULL. */
+const struct ctl_command *ctl_find_command(int argc, char **argv);
+
 /* Every command, in help order; the entry after the last has words NULL. */
 const struct ctl_command *ctl_commands(void);
 

@@ -190,15 +190,7 @@ static int parse_global_options(int argc, char **argv, struct ctl_options *opt)
 
 static int print_help(int argc, char **argv)
 {
-	json_t *args = NULL;
-	const struct ctl_command *cmd = NULL;
-	char err[256];
-
-	if (argc > 0) {
-		int rc = ctl_build_request(argc, argv, &args, &cmd, err, sizeof(err));
-		json_decref(args);
-		(void)rc;
-	}
+	const struct ctl_command *cmd = ctl_find_command(argc, argv);
 	if (cmd) {
 		ctl_print_usage(stdout, cmd);
 		printf("%s\n", cmd->summary);
@@ -265,7 +257,7 @@ int main(int argc, char **argv)
 		status = call_daemon(&opt, cmd, args);
 		break;
 	case CTL_BUILD_HELP:
-		status = cmd ? print_help(argc, argv) : print_help(0, NULL);
+		status = print_help(argc, argv);
 		break;
 	default:
 		fprintf(stderr, "strata-ctl: %s\n", err);

@@ -214,6 +214,21 @@ static void test_table_consistency(void)
 	CU_ASSERT_EQUAL(n, 17);
 }
 
+static void test_find_command(void)
+{
+	char *slave_add[] = { "slave", "add", "alpha" };
+	char *slave_only[] = { "slave" };
+	char *status[] = { "status", "--x" };
+	const struct ctl_command *c = ctl_find_command(3, slave_add);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->cmd, "slave.add");
+	CU_ASSERT_PTR_NULL(ctl_find_command(1, slave_only));
+	c = ctl_find_command(2, status);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->cmd, "status");
+	CU_ASSERT_PTR_NULL(ctl_find_command(0, NULL));
+}
+
 static char *capture_usage(const char *words)
 {
 	char *buf = NULL;
@@ -272,6 +287,7 @@ int main(void)
 	CU_add_test(s, "command lines become requests", test_build_request);
 	CU_add_test(s, "empty command line", test_no_arguments);
 	CU_add_test(s, "command table is consistent", test_table_consistency);
+	CU_add_test(s, "command lookup by words", test_find_command);
 	CU_add_test(s, "usage lines", test_usage_lines);
 	CU_add_test(s, "command list", test_command_list);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
