@@ -14,6 +14,7 @@ struct render_table {
 
 static bool table_from(const json_t *obj, struct render_table *t)
 {
+	t->ncolumns = 0;
 	t->columns = json_object_get(obj, "columns");
 	t->rows = json_object_get(obj, "rows");
 	if (!json_is_array(t->columns) || !json_is_array(t->rows))
@@ -290,7 +291,8 @@ static void render_sections(FILE *out, const json_t *sections, enum render_forma
 	const json_t *s;
 	json_array_foreach (sections, i, s) {
 		struct render_table t;
-		table_from(s, &t);
+		if (!table_from(s, &t))
+			continue; /* is_sections() has already checked every section */
 		if (i > 0)
 			fputc('\n', out);
 		if (format == RENDER_CSV) {
