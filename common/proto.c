@@ -290,12 +290,23 @@ int proto_decode_hello(json_t *o, struct msg_hello *m, char *err, size_t errlen)
 {
 	static const struct member spec[] = { { "proto", MK_INT },
 					      { "slave", MK_STRING },
-					      { "schema", MK_INT } };
-	json_int_t proto, schema;
+					      { "schema", MK_INT },
+					      { "publication", MK_INT },
+					      { "interval", MK_INT } };
+	json_int_t proto, schema, publication, interval;
 	if (check_members("HELLO", o, spec, NELEM(spec), err, errlen) != 0 ||
-	    unpack_strict("HELLO", o, err, errlen, "{s:I, s:s, s:I !}", "proto", &proto, "slave",
-			  &m->slave, "schema", &schema) != 0)
+	    unpack_strict("HELLO", o, err, errlen, "{s:I, s:s, s:I, s:I, s:I !}", "proto", &proto,
+			  "slave", &m->slave, "schema", &schema, "publication", &publication,
+			  "interval", &interval) != 0)
 		return -1;
+	if (publication < 0) {
+		set_err(err, errlen, "HELLO: member 'publication' must not be negative");
+		return -1;
+	}
+	if (interval < 10 || interval > 604800) {
+		set_err(err, errlen, "HELLO: member 'interval' must be between 10 and 604800");
+		return -1;
+	}
 	if (proto < 1 || proto > INT_MAX) {
 		set_err(err, errlen, "HELLO: member 'proto' must be between 1 and %d", INT_MAX);
 		return -1;
@@ -311,6 +322,8 @@ int proto_decode_hello(json_t *o, struct msg_hello *m, char *err, size_t errlen)
 	}
 	m->proto = (int)proto;
 	m->schema = (int)schema;
+	m->publication = (int64_t)publication;
+	m->interval = (int)interval;
 	return 0;
 }
 

@@ -22,7 +22,7 @@ enum msg_type {
 	MSG_ERROR = 1,		/* either way: {code, message} then close */
 	MSG_ENROL = 2,		/* slave -> master, pre-auth: {token, name, csr} */
 	MSG_ENROL_OK = 3,	/* master -> slave: {cert, ca} */
-	MSG_HELLO = 10,		/* slave -> master: {proto, slave, schema} */
+	MSG_HELLO = 10,		/* slave -> master: {proto, slave, schema, publication, interval} */
 	MSG_WELCOME = 11,	/* master -> slave: {watermarks{stream:v}, publication} */
 	MSG_UPLOAD_BATCH = 20,	/* slave -> master: bulk {stream, from, to, rows} + COPY text */
 	MSG_UPLOAD_ACK = 21,	/* master -> slave: {stream, watermark} */
@@ -81,7 +81,13 @@ json_t *proto_parse_bulk(const uint8_t *payload, size_t len, const char **copy, 
 /* Typed decoders: 0 on success, -1 with err naming the bad member. */
 struct msg_enrol { const char *token, *name, *csr; };
 struct msg_enrol_ok { const char *cert, *ca; };
-struct msg_hello { int proto; const char *slave; int schema; };
+struct msg_hello {
+	int proto;
+	const char *slave;
+	int schema;
+	int64_t publication; /* the slave's applied publication version */
+	int interval;	     /* the slave's replication interval, seconds */
+};
 struct msg_upload_hdr { const char *stream; int64_t from, to; int64_t rows; };
 struct msg_error { const char *code, *message; };
 /* Strings point into the json_t they were decoded from. */

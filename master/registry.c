@@ -156,8 +156,8 @@ int reg_enrol(struct db *db, const struct master_pki *pki, const char *token_tex
 			   "registered_at = now() WHERE id = $1::int",
 			   3, p2, dberr, sizeof(dberr));
 	if (dbrc == 0)
-		dbrc = db_exec(db, "UPDATE enrol_tokens SET used_at = now() WHERE id = $4",
-			       4, p2, dberr, sizeof(dberr));
+		dbrc = db_exec(db, "UPDATE enrol_tokens SET used_at = now() WHERE id = $1",
+			       1, &p2[3], dberr, sizeof(dberr));
 	if (dbrc == 0)
 		dbrc = db_exec(db, "SELECT strata_partitions_create($1::int)", 1, p2, dberr,
 			       sizeof(dberr));

@@ -7,7 +7,7 @@ json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 	/* Counting per partition key first keeps the join to slaves small. */
 	PGresult *res = db_query(
 		db,
-		"WITH counts AS ("
+		"SELECT * FROM (WITH counts AS ("
 		" SELECT slave_id, count(*) FILTER (WHERE status = 'online') AS online,"
 		"  count(*) FILTER (WHERE status = 'offline') AS offline,"
 		"  count(*) FILTER (WHERE status = 'unreachable') AS unreachable,"
@@ -25,7 +25,7 @@ json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 		" coalesce(sum(c.total), 0)::bigint, NULL, max(s.data_age_s) "
 		"FROM slave_status s LEFT JOIN counts c ON c.slave_id = s.id "
 		"WHERE s.state NOT IN ('unregistered', 'pending') "
-		"ORDER BY 1 = '(all)', 1",
+		") r ORDER BY slave = '(all)', slave",
 		0, NULL, err, errlen);
 	if (!res)
 		return NULL;

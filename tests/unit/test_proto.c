@@ -175,18 +175,24 @@ static void test_decode_table(void)
 		  "unknown member 'key'" },
 		{ dec_enrol_ok, "{\"cert\":[],\"ca\":\"A\"}", "member 'cert' must be a string" },
 		/* HELLO */
-		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7}", NULL },
-		{ dec_hello, "{\"proto\":1,\"schema\":7}", "missing member 'slave'" },
-		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"z\":null}",
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}", NULL },
+		{ dec_hello, "{\"proto\":1,\"schema\":7,\"publication\":0,\"interval\":1800}", "missing member 'slave'" },
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":-1,\"interval\":1800}",
+		  "member 'publication'" },
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":5}",
+		  "member 'interval'" },
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"interval\":60}",
+		  "missing member 'publication'" },
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800,\"z\":null}",
 		  "unknown member 'z'" },
-		{ dec_hello, "{\"proto\":\"1\",\"slave\":\"s1\",\"schema\":7}",
+		{ dec_hello, "{\"proto\":\"1\",\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}",
 		  "member 'proto' must be an integer" },
-		{ dec_hello, "{\"proto\":1.0,\"slave\":\"s1\",\"schema\":7}",
+		{ dec_hello, "{\"proto\":1.0,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}",
 		  "member 'proto' must be an integer" },
-		{ dec_hello, "{\"proto\":0,\"slave\":\"s1\",\"schema\":7}", "member 'proto'" },
-		{ dec_hello, "{\"proto\":4294967297,\"slave\":\"s1\",\"schema\":7}",
+		{ dec_hello, "{\"proto\":0,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}", "member 'proto'" },
+		{ dec_hello, "{\"proto\":4294967297,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}",
 		  "member 'proto'" },
-		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":-1}", "member 'schema'" },
+		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":-1,\"publication\":0,\"interval\":1800}", "member 'schema'" },
 		/* UPLOAD_BATCH header */
 		{ dec_upload, "{\"stream\":\"task_results\",\"from\":0,\"to\":9,\"rows\":3}",
 		  NULL },
@@ -240,12 +246,14 @@ static void test_decode_values(void)
 	CU_ASSERT_PTR_EQUAL(u.stream, json_string_value(json_object_get(o, "stream")));
 	json_decref(o);
 
-	o = parse("{\"schema\":12,\"slave\":\"branch-7\",\"proto\":1}", err, sizeof(err));
+	o = parse("{\"schema\":12,\"slave\":\"branch-7\",\"proto\":1,\"publication\":42,\"interval\":60}", err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
 	struct msg_hello h;
 	CU_ASSERT_EQUAL_FATAL(proto_decode_hello(o, &h, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(h.proto, 1);
 	CU_ASSERT_EQUAL(h.schema, 12);
+	CU_ASSERT_EQUAL(h.publication, 42);
+	CU_ASSERT_EQUAL(h.interval, 60);
 	CU_ASSERT_STRING_EQUAL(h.slave, "branch-7");
 	json_decref(o);
 
