@@ -27,7 +27,7 @@ cmake --build "$builddir" -j"$(nproc)"
 pgdir=$(mktemp -d /tmp/strata-test-pg.XXXXXX)
 pgport=$((20000 + RANDOM % 20000))
 cleanup() {
-	scripts/pg.sh stop "$pgdir" || true
+	"$root/scripts/pg.sh" stop "$pgdir" || true
 	rm -rf "$pgdir"
 }
 trap cleanup EXIT
