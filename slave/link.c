@@ -148,7 +148,8 @@ static void answer_req(struct link *l, bool ok, const char *msg)
 static void record_session(struct link *l, bool ok, const char *error)
 {
 	char err[512], started[24], items[16];
-	char *sent = json_dumps(l->sent ? l->sent : json_object(), JSON_COMPACT);
+	/* A session that failed before HELLO (e.g. in the TLS handshake) sent nothing. */
+	char *sent = l->sent ? json_dumps(l->sent, JSON_COMPACT) : strdup("{}");
 	snprintf(started, sizeof(started), "%lld", (long long)l->started);
 	snprintf(items, sizeof(items), "%d", l->received);
 	const char *p[] = { started, ok ? "true" : "false", error, sent, items };
