@@ -814,6 +814,8 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 static void on_close(struct chan *ch, const char *reason, void *arg)
 {
 	struct link *l = arg;
+	if (!l)
+		return; /* closed by link_free() */
 	enum link_mode mode = l->mode;
 	l->ch = NULL;
 	l->connected = false;
@@ -849,8 +851,11 @@ void link_free(struct link *l)
 {
 	if (!l)
 		return;
-	if (l->ch)
+	if (l->ch) {
+		/* The channel is reaped on a later loop pass, after l is gone. */
+		chan_set_arg(l->ch, NULL);
 		chan_close(l->ch, "slave shutting down");
+	}
 	answer_waiters(l, false, "slave shutting down");
 	answer_req(l, false, "slave shutting down");
 	event_free(l->timer);
