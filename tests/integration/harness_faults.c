@@ -64,9 +64,8 @@ long long hf_ll(struct hnode *n, const char *sql, int nparams, const char *const
 int hf_slave_id(struct hnode *master, const char *name)
 {
 	const char *p[] = { name };
-	return (int)hf_ll(master,
-			  "SELECT id FROM slaves WHERE name = $1 AND state <> 'unregistered'", 1,
-			  p);
+	return (int)hf_ll(
+		master, "SELECT id FROM slaves WHERE name = $1 AND state <> 'unregistered'", 1, p);
 }
 
 pid_t hf_spawn(const char *bin, const char *cfg, const char *log)

@@ -134,7 +134,8 @@ int ht_recv(SSL *ssl, uint16_t *type, char **payload, size_t *len)
 	int rc = read_full(ssl, hdr, sizeof(hdr));
 	if (rc != 0)
 		return rc;
-	uint32_t l = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	uint32_t l =
+		(uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
 	*type = (uint16_t)(hdr[4] << 8 | hdr[5]);
 	char *p = malloc((size_t)l + 1);
 	rc = p ? read_full(ssl, p, l) : -1;

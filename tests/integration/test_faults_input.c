@@ -133,7 +133,9 @@ static void test_frame_trailing_bytes(void)
 static void test_frame_hello_preauth(void)
 {
 	static const struct frame_fault f = {
-		10, "{\"proto\":1,\"slave\":\"fin-slave\",\"schema\":2,\"publication\":0,\"interval\":1800}",
+		10,
+		"{\"proto\":1,\"slave\":\"fin-slave\",\"schema\":2,\"publication\":0,\"interval\":"
+		"1800}",
 		"HELLO (type 10) is not allowed in state master_preauth"
 	};
 	frame_fault_run(&f);
@@ -160,7 +162,6 @@ static void test_not_tls(void)
 }
 
 /* ---- enrolment tokens ---- */
-
 
 static char *new_token(void)
 {
@@ -246,11 +247,12 @@ static void test_token_pin_altered(void)
 	tok[n - 1] = tok[n - 1] == '0' ? '1' : '0';
 	assert_refused(tok, "does not match the token's pin");
 	const char *p[] = { pend.name };
-	CU_ASSERT_EQUAL(hf_ll(&master,
-			      "SELECT count(*) FROM enrol_tokens t JOIN slaves s ON s.id = t.slave_id "
-			      "WHERE s.name = $1 AND t.used_at IS NOT NULL",
-			      1, p),
-			0);
+	CU_ASSERT_EQUAL(
+		hf_ll(&master,
+		      "SELECT count(*) FROM enrol_tokens t JOIN slaves s ON s.id = t.slave_id "
+		      "WHERE s.name = $1 AND t.used_at IS NOT NULL",
+		      1, p),
+		0);
 	CU_ASSERT_TRUE(hp_log_contains(&pend, "does not match the token's pin"));
 	free(tok);
 }
@@ -331,7 +333,8 @@ static SSL *slave_session(long long *events_wm)
 		return NULL;
 	}
 	json_t *o = json_loads(payload, 0, NULL);
-	*events_wm = json_integer_value(json_object_get(json_object_get(o, "watermarks"), "events"));
+	*events_wm =
+		json_integer_value(json_object_get(json_object_get(o, "watermarks"), "events"));
 	json_decref(o);
 	free(payload);
 	return ssl;
@@ -368,8 +371,9 @@ static void test_replayed_batch(void)
 	free(after);
 
 	/* A batch that starts above the watermark would leave a hole. */
-	n = snprintf(batch, sizeof(batch), "{\"stream\":\"events\",\"from\":%lld,\"to\":%lld,\"rows\":0}\n",
-		     wm + 5, wm + 10);
+	n = snprintf(batch, sizeof(batch),
+		     "{\"stream\":\"events\",\"from\":%lld,\"to\":%lld,\"rows\":0}\n", wm + 5,
+		     wm + 10);
 	CU_ASSERT_EQUAL(ht_send(ssl, 20, batch, (size_t)n), 0);
 	CU_ASSERT_EQUAL_FATAL(ht_recv(ssl, &type, &payload, &len), 0);
 	CU_ASSERT_EQUAL(type, 1);
@@ -379,10 +383,12 @@ static void test_replayed_batch(void)
 	ht_close(ssl);
 	after = hp_query1(&master, events_sum_sql);
 	CU_ASSERT_STRING_EQUAL(after ? after : "", before ? before : "?");
-	CU_ASSERT_EQUAL(hp_query_ll(&master, "SELECT version FROM watermarks WHERE stream = 'events' "
-					     "AND slave_id = (SELECT id FROM slaves WHERE name = 'fin-slave' "
-					     "AND state <> 'unregistered')"),
-			wm);
+	CU_ASSERT_EQUAL(
+		hp_query_ll(&master,
+			    "SELECT version FROM watermarks WHERE stream = 'events' "
+			    "AND slave_id = (SELECT id FROM slaves WHERE name = 'fin-slave' "
+			    "AND state <> 'unregistered')"),
+		wm);
 	free(after);
 	free(before);
 	assert_master_serves();
