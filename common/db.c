@@ -146,6 +146,8 @@ struct db *db_connect(const char *conninfo, int attempts, int retry_interval, ch
 		one_line(msg, sizeof(msg), conn ? PQerrorMessage(conn) : "out of memory");
 		PQfinish(conn);
 		if (attempts > 0 && attempt >= attempts) {
+			/* Every attempt gets its line, the last one too. */
+			log_warnx("database: cannot connect (attempt %d): %s; giving up", attempt, msg);
 			snprintf(err, errlen, "database: cannot connect after %d attempt%s: %s",
 				 attempt, attempt == 1 ? "" : "s", msg);
 			return NULL;

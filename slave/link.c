@@ -148,7 +148,8 @@ static void answer_req(struct link *l, bool ok, const char *msg)
 static void record_session(struct link *l, bool ok, const char *error)
 {
 	char err[512], started[24], items[16];
-	char *sent = json_dumps(l->sent ? l->sent : json_object(), JSON_COMPACT);
+	/* A session that failed before HELLO (e.g. in the TLS handshake) sent nothing. */
+	char *sent = l->sent ? json_dumps(l->sent, JSON_COMPACT) : strdup("{}");
 	snprintf(started, sizeof(started), "%lld", (long long)l->started);
 	snprintf(items, sizeof(items), "%d", l->received);
 	const char *p[] = { started, ok ? "true" : "false", error, sent, items };
@@ -813,6 +814,8 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 static void on_close(struct chan *ch, const char *reason, void *arg)
 {
 	struct link *l = arg;
+	if (!l)
+		return; /* closed by link_free() */
 	enum link_mode mode = l->mode;
 	l->ch = NULL;
 	l->connected = false;
@@ -848,8 +851,11 @@ void link_free(struct link *l)
 {
 	if (!l)
 		return;
-	if (l->ch)
+	if (l->ch) {
+		/* The channel is reaped on a later loop pass, after l is gone. */
+		chan_set_arg(l->ch, NULL);
 		chan_close(l->ch, "slave shutting down");
+	}
 	answer_waiters(l, false, "slave shutting down");
 	answer_req(l, false, "slave shutting down");
 	event_free(l->timer);

@@ -370,7 +370,9 @@ int hp_run_suite(void)
 {
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	/* A suite whose init failed ran no test: that is a failure, not a pass. */
+	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			 CU_get_number_of_suites_failed();
 	CU_cleanup_registry();
 	return fails ? 1 : 0;
 }

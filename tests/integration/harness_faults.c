@@ -1,0 +1,129 @@
+#include "harness_faults.h"
+
+#include <signal.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int hf_exec(struct hnode *n, const char *sql, int nparams, const char *const *params)
+{
+	PGconn *c = hp_db(n);
+	if (!c)
+		return -1;
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "faults: %s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+int hf_script(struct hnode *n, const char *sql)
+{
+	PGconn *c = hp_db(n);
+	if (!c)
+		return -1;
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "faults: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+char *hf_value(struct hnode *n, const char *sql, int nparams, const char *const *params)
+{
+	PGconn *c = hp_db(n);
+	char *v = NULL;
+	if (!c)
+		return NULL;
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strdup(PQgetvalue(r, 0, 0));
+	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "faults: %s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+long long hf_ll(struct hnode *n, const char *sql, int nparams, const char *const *params)
+{
+	char *v = hf_value(n, sql, nparams, params);
+	long long r = v ? strtoll(v, NULL, 10) : -1;
+	free(v);
+	return r;
+}
+
+int hf_slave_id(struct hnode *master, const char *name)
+{
+	const char *p[] = { name };
+	return (int)hf_ll(
+		master, "SELECT id FROM slaves WHERE name = $1 AND state <> 'unregistered'", 1, p);
+}
+
+pid_t hf_spawn(const char *bin, const char *cfg, const char *log)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+		execl(bin, bin, "-c", cfg, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+int hf_wait_exit(pid_t pid, int timeout_s)
+{
+	int st;
+	for (int i = 0; i < timeout_s * 10; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(100000);
+	}
+	return -1;
+}
+
+int hf_file_count(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[8192];
+	int n = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+bool hf_file_contains(const char *path, const char *needle)
+{
+	return hf_file_count(path, needle) > 0;
+}
+
+int hf_sync_retry(struct hnode *slave, int timeout_s)
+{
+	time_t end = time(NULL) + timeout_s;
+	for (;;) {
+		char *out = NULL;
+		int rc = hp_ctl(slave, &out, "sync", "now", NULL);
+		if (rc == 0 || time(NULL) >= end) {
+			if (rc != 0)
+				fprintf(stderr, "faults: sync now on %s: %s\n", slave->name, out);
+			free(out);
+			return rc;
+		}
+		free(out);
+		sleep(1);
+	}
+}

@@ -1,0 +1,38 @@
+/*
+ * Shared pieces of the fault suites: SQL on a node with parameters,
+ * waiting for a daemon to exit, and checking that the master still
+ * serves a registered slave after an attack.
+ */
+#ifndef STRATA_HARNESS_FAULTS_H
+#define STRATA_HARNESS_FAULTS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "harness_proc.h"
+
+/* Runs one statement with text parameters on the node's database; 0 on success. */
+int hf_exec(struct hnode *n, const char *sql, int nparams, const char *const *params);
+/* Runs constant SQL of several statements (no parameters); 0 on success. */
+int hf_script(struct hnode *n, const char *sql);
+/* First value of a parameterised query as a malloc'd string, NULL on error or no row. */
+char *hf_value(struct hnode *n, const char *sql, int nparams, const char *const *params);
+/* Same as a number, -1 on error. */
+long long hf_ll(struct hnode *n, const char *sql, int nparams, const char *const *params);
+/* The master's id for a slave name (the live row), -1 when none. */
+int hf_slave_id(struct hnode *master, const char *name);
+
+/* Starts bin -c cfg with output appended to log; returns the child's pid. */
+pid_t hf_spawn(const char *bin, const char *cfg, const char *log);
+/* Waits up to timeout_s for pid to exit; its exit status, or -1 if it is still running. */
+int hf_wait_exit(pid_t pid, int timeout_s);
+
+/* True when the log file contains needle. */
+bool hf_file_contains(const char *path, const char *needle);
+/* Number of lines in the file that contain needle. */
+int hf_file_count(const char *path, const char *needle);
+
+/* `sync now` on the slave, retried for up to timeout_s (the slave may be in backoff). */
+int hf_sync_retry(struct hnode *slave, int timeout_s);
+
+#endif
