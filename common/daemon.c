@@ -142,7 +142,7 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	d->db = db_connect(d->cfg.db_conninfo, d->cfg.db_connect_attempts,
 			   d->cfg.db_retry_interval, err, sizeof(err));
 	if (!d->db)
-		log_fatalx("database: %s", err);
+		log_fatalx("%s", err);
 	if (migrate_run(d->db, schema, err, sizeof(err)) != 0)
 		log_fatalx("database schema: %s", err);
 
@@ -152,6 +152,19 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	event_add(d->sig_hup, NULL);
 	event_add(d->sig_term, NULL);
 	event_add(d->sig_int, NULL);
+}
+
+int daemon_db_ensure(struct daemon *d)
+{
+	char err[1024];
+	if (db_alive(d->db))
+		return 0;
+	if (db_reconnect(d->db, err, sizeof(err)) != 0) {
+		log_warnx("database: connection lost and not back yet: %s", err);
+		return -1;
+	}
+	log_notice("database: reconnected");
+	return 0;
 }
 
 void daemon_admin(struct daemon *d, admin_handler handler, void *arg)

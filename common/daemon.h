@@ -45,6 +45,13 @@ void daemon_admin(struct daemon *d, admin_handler handler, void *arg);
 void daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);
 
+/*
+ * Reconnects when the database connection was lost (a restarted or
+ * failed-over PostgreSQL). 0 when the connection is usable, else -1 after
+ * logging the reason; the next call tries again.
+ */
+int daemon_db_ensure(struct daemon *d);
+
 /* Makes dir (and parents) with the given mode if missing; 0 or -1 with err. */
 int daemon_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen);
 

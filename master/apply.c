@@ -153,9 +153,11 @@ int apply_batch(struct db *db, int slave_id, const struct upload_batch *b, bool 
 	return 0;
 
 copy_failed:
-	/* Data errors (22xxx, 23xxx) come from the slave's rows; others are ours. */
+	/* Cardinality (21xxx: a key twice in one batch), data (22xxx) and
+	 * constraint (23xxx) errors come from the slave's rows; others are ours. */
 	if (db_last_sqlstate(db)[0] == '2' &&
-	    (db_last_sqlstate(db)[1] == '2' || db_last_sqlstate(db)[1] == '3')) {
+	    (db_last_sqlstate(db)[1] == '1' || db_last_sqlstate(db)[1] == '2' ||
+	     db_last_sqlstate(db)[1] == '3')) {
 		db_rollback(db);
 		snprintf(err, errlen, "%s batch rejected: %s", b->stream->name, dberr);
 		return -1;

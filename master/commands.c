@@ -60,23 +60,22 @@ static json_t *cmd_slave_sync(struct master *m, json_t *args, char *err, size_t 
 {
 	const char *name = arg_str(args, "name");
 	struct slave_ref ref;
-	char sid[16];
 	if (!name) {
 		snprintf(err, errlen, "slave sync: NAME is required");
 		return NULL;
 	}
 	if (reg_find(m->d.db, name, &ref, err, errlen) != 0)
 		return NULL;
-	if (session_request_sync(m, ref.id))
+	switch (session_request_sync(m, ref.id)) {
+	case 2:
+		return json_pack("{s:s++}", "message", "slave ", name, " is syncing now");
+	case 1:
 		return json_pack("{s:s++}", "message", "sync requested from slave ", name,
 				 " over its open connection");
-	snprintf(sid, sizeof(sid), "%d", ref.id);
-	const char *p[] = { sid };
-	if (db_exec(m->d.db, "UPDATE slaves SET sync_requested = true WHERE id = $1::int", 1, p,
-		    err, errlen) != 0)
-		return NULL;
-	return json_pack("{s:s++}", "message", "slave ", name,
-			 " is not connected; it syncs at its next session");
+	default:
+		return json_pack("{s:s++}", "message", "slave ", name,
+				 " is not connected; it syncs at its next session (on its timer)");
+	}
 }
 
 static json_t *cmd_status(struct master *m, char *err, size_t errlen)
@@ -92,6 +91,11 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	char err[1024] = "";
 	json_t *res = NULL;
 	bool known = true;
+
+	if (daemon_db_ensure(&m->d) != 0) {
+		admin_reply_error(req, "the master's database is not reachable; see the log");
+		return;
+	}
 
 	if (strcmp(cmd, "slave.add") == 0)
 		res = cmd_slave_add(m, args, err, sizeof(err));

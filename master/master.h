@@ -17,7 +17,6 @@ struct master {
 	struct evconnlistener *listener;
 	TAILQ_HEAD(session_list, session) sessions;
 	int nsessions;
-	bool staging_ready; /* temporary staging tables exist on d.db */
 };
 
 #endif

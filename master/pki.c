@@ -87,7 +87,12 @@ static int issue_server_cert(struct master_pki *pki, const char *dir, const char
 	    tls_cert_save(pki->cert, cpath, err, errlen) != 0)
 		return -1;
 	FILE *f = fopen(hpath, "w");
-	if (!f || fputs(hosts, f) < 0 || fclose(f) != 0) {
+	if (!f) {
+		snprintf(err, errlen, "cannot write %s", hpath);
+		return -1;
+	}
+	int bad = fputs(hosts, f) < 0;
+	if (fclose(f) != 0 || bad) {
 		snprintf(err, errlen, "cannot write %s", hpath);
 		return -1;
 	}

@@ -61,8 +61,7 @@ static void record_outcome(struct session *s, bool ok, const char *error)
 		    "$5::jsonb, $6::int)",
 		    6, p, err, sizeof(err)) != 0 ||
 	    db_exec(db,
-		    ok ? "UPDATE slaves SET last_sync_at = now(), last_error = NULL, "
-			 "sync_requested = false WHERE id = $1::int"
+		    ok ? "UPDATE slaves SET last_sync_at = now(), last_error = NULL WHERE id = $1::int"
 		       : "UPDATE slaves SET last_error = $4 WHERE id = $1::int",
 		    ok ? 1 : 4, p, err, sizeof(err)) != 0)
 		log_warnx("session %s: cannot record the sync outcome: %s", s->peer, err);
@@ -89,19 +88,10 @@ static void session_fail(struct session *s, const char *code, const char *fmt, .
 	chan_send_error(s->ch, code, "%s", msg);
 }
 
-/* Database trouble: reconnect once, re-create the staging tables. */
+/* Database trouble: reconnect now, so the next session finds it working. */
 static void db_trouble(struct master *m)
 {
-	char err[512];
-	if (db_alive(m->d.db))
-		return;
-	m->staging_ready = false;
-	if (db_reconnect(m->d.db, err, sizeof(err)) != 0) {
-		log_warnx("database: %s", err);
-		return;
-	}
-	if (apply_prepare(m->d.db, err, sizeof(err)) == 0)
-		m->staging_ready = true;
+	(void)daemon_db_ensure(&m->d);
 }
 
 static void on_enrol(struct session *s, json_t *o)
@@ -158,13 +148,13 @@ static void on_hello(struct session *s, json_t *o)
 			     msg.schema, migrate_latest(schema_slave));
 		return;
 	}
-	if (!s->m->staging_ready) {
-		if (apply_prepare(s->m->d.db, err, sizeof(err)) != 0) {
-			db_trouble(s->m);
-			session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
-			return;
-		}
-		s->m->staging_ready = true;
+	/* Temporary tables live as long as the database connection, which
+	 * may have been re-established since the last session. */
+	if (daemon_db_ensure(&s->m->d) != 0 || apply_prepare(s->m->d.db, err, sizeof(err)) != 0) {
+		db_trouble(s->m);
+		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s",
+			     db_alive(s->m->d.db) ? err : "not reachable");
+		return;
 	}
 	json_decref(s->watermarks);
 	s->watermarks = apply_watermarks(s->m->d.db, s->slave.id, err, sizeof(err));
@@ -348,7 +338,7 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		if (identify(s) != 0)
 			return;
 	}
-	if (type == MSG_ERROR && s->authed) {
+	if (type == MSG_ERROR) {
 		json_t *o = proto_parse_json(payload, len, err, sizeof(err));
 		struct msg_error e;
 		if (o && proto_decode_error(o, &e, err, sizeof(err)) == 0)
@@ -539,11 +529,11 @@ int session_request_sync(struct master *m, int slave_id)
 	struct session *s = find_slave(m, slave_id);
 	if (!s)
 		return 0;
-	if (!s->in_sync) {
-		json_t *e = json_object();
-		chan_send_json(s->ch, MSG_SYNC_REQUEST, e);
-		json_decref(e);
-	}
+	if (s->in_sync)
+		return 2;
+	json_t *e = json_object();
+	chan_send_json(s->ch, MSG_SYNC_REQUEST, e);
+	json_decref(e);
 	return 1;
 }
 

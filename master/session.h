@@ -13,7 +13,7 @@
 __attribute__((warn_unused_result)) int session_listen(struct master *m, char *err,
 						       size_t errlen);
 void session_shutdown(struct master *m);
-/* Asks an idle connected slave to sync now; 1 when asked, 0 when not connected. */
+/* Asks an idle connected slave to sync now: 1 asked, 2 already syncing, 0 not connected. */
 int session_request_sync(struct master *m, int slave_id);
 /* Ends the slave's open connection (after removal). */
 void session_kick(struct master *m, int slave_id, const char *reason);

@@ -26,6 +26,11 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	char err[1024] = "";
 	json_t *res = NULL;
 
+	if (daemon_db_ensure(&sl->d) != 0) {
+		admin_reply_error(req, "the slave's database is not reachable; see the log");
+		return;
+	}
+
 	/* Commands answered later, when the exchange with the master ends. */
 	if (strcmp(cmd, "register") == 0) {
 		const char *master = arg_str(args, "master"), *token = arg_str(args, "token");

@@ -378,6 +378,12 @@ static void start_sync(struct link *l)
 	}
 	if (l->ch)
 		return; /* connecting: on_connected sends HELLO */
+	if (daemon_db_ensure(&l->sl->d) != 0) {
+		l->in_session = true;
+		l->started = time(NULL);
+		session_done(l, false, "the slave's database is not reachable");
+		return;
+	}
 	if (connect_authenticated(l, LM_SYNC, err, sizeof(err)) != 0) {
 		l->in_session = true;
 		l->started = time(NULL);
@@ -572,8 +578,8 @@ static void on_upload_ack(struct link *l, json_t *o)
 		log_warnx("link: %s", err);
 	/* The master holds every delete up to wm: those tombstones have done their job. */
 	if (strcmp(stream, STREAM_DELETIONS) == 0 &&
-	    db_exec(link_db(l), "DELETE FROM repl_tombstones WHERE version <= $2::bigint", 2, p, err,
-		    sizeof(err)) != 0)
+	    db_exec(link_db(l), "DELETE FROM repl_tombstones WHERE version <= $1::bigint", 1, &p[1],
+		    err, sizeof(err)) != 0)
 		log_warnx("link: %s", err);
 	pump_upload(l);
 }
@@ -662,6 +668,8 @@ static void on_enrol_ok(struct link *l, json_t *o)
 	snprintf(msg, sizeof(msg), "registered with the master at %s:%d", l->host, l->port);
 	enrol_finish(l, true, msg);
 	chan_close(l->ch, "enrolment done");
+	l->backoff = 0;
+	schedule_in(l, 1);
 	return;
 bad:
 	X509_free(cert);

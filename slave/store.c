@@ -203,8 +203,11 @@ int store_apply_download(struct db *db, const char *master, json_t *payload, int
 	if (db_begin(db, err, errlen) != 0)
 		return -1;
 	/* Take the change-capture lock first: this transaction writes two
-	 * replicated tables and must not deadlock with another writer. */
-	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
+	 * replicated tables and must not deadlock with another writer. An
+	 * empty download writes none, and must not wait behind a long local
+	 * transaction that holds the lock. */
+	if (json_array_size(pol) + json_array_size(tasks) > 0 &&
+	    db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
 		goto fail;
 	json_array_foreach(pol, i, item)
 	{

@@ -15,8 +15,7 @@ CREATE TABLE slaves (
 	last_sync_at timestamptz,
 	last_error text,
 	rows_received bigint NOT NULL DEFAULT 0,
-	publication_version bigint NOT NULL DEFAULT 0,
-	sync_requested boolean NOT NULL DEFAULT false
+	publication_version bigint NOT NULL DEFAULT 0
 );
 -- One live slave per name; an unregistered name may enrol again.
 CREATE UNIQUE INDEX slaves_live_name ON slaves (name) WHERE state <> 'unregistered';
