@@ -8,6 +8,7 @@
 #   ROWS=200000 bench/sync.sh         smaller run (ROWS endpoints, ROWS events)
 #   BATCH_ROWS=50000 bench/sync.sh    slave's <replication batch-rows>
 #   NO_DOC=1 bench/sync.sh            do not rewrite docs/BENCHMARKS.md
+#   KEEP=1 bench/sync.sh              leave clusters and daemons running (for profiling)
 #
 # Prints one JSON object on its last line and writes the "Sync" section of
 # docs/BENCHMARKS.md. Stops everything it started and removes its files.
@@ -39,7 +40,7 @@ cleanup() {
 	"$root/scripts/pg.sh" stop "$work/pgs" || true
 	rm -rf "$work"
 }
-trap cleanup EXIT
+if [ "${KEEP:-0}" = 1 ]; then trap 'echo "bench: left running: pids ${pids[*]}, work dir $work" >&2' EXIT; else trap cleanup EXIT; fi
 
 say() { printf '== %s\n' "$*" >&2; }
 now() { date +%s.%N; }
