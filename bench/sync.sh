@@ -196,7 +196,7 @@ cluster with the same columns and primary keys; the initial copy is timed
 until both tables are in state 'r' in pg_subscription_rel, the change until
 the subscriber shows all $changed updated rows.
 
-Run it with \`bench/sync.sh\` (about 5 minutes on 2 cores; \`ROWS=N\` for a
+Run it with \`bench/sync.sh\` (about a minute on 2 cores; \`ROWS=N\` for a
 smaller table, \`BATCH_ROWS=N\` for the slave's batch size). It prints a
 JSON object on its last line and rewrites this section.
 
