@@ -52,6 +52,7 @@ struct link {
 	int64_t next_from;
 	int inflight;
 	bool uploads_done, upload_done_sent;
+	bool wait_drain; /* the next batch is read once queued output has gone out */
 	json_t *sent;
 	int received;
 	time_t started;
@@ -216,10 +217,12 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		       void *arg);
 static void on_connected(struct chan *ch, void *arg);
 static void on_close(struct chan *ch, const char *reason, void *arg);
+static void on_drain(struct chan *ch, void *arg);
 
 static const struct chan_cbs link_cbs = {
 	.on_message = on_message,
 	.on_connected = on_connected,
+	.on_drain = on_drain,
 	.on_close = on_close,
 };
 
@@ -360,6 +363,7 @@ static void send_hello(struct link *l)
 	l->received = 0;
 	l->inflight = 0;
 	l->uploads_done = l->upload_done_sent = false;
+	l->wait_drain = false;
 	chan_send_json(l->ch, MSG_HELLO, h);
 	json_decref(h);
 	link_enter(l, PST_SLAVE_HELLO);
@@ -487,6 +491,15 @@ static void pump_upload(struct link *l)
 {
 	char err[1024];
 	while (!l->uploads_done && l->inflight < LINK_UPLOAD_WINDOW) {
+		/*
+		 * Reading a batch blocks this loop, and with it the sending of
+		 * the batch already queued: the master, done with the batch
+		 * before, would wait for those bytes. Let them go out first.
+		 */
+		if (l->inflight > 0 && chan_output_pending(l->ch) > 0) {
+			l->wait_drain = true;
+			return;
+		}
 		const struct stream_def *sd = &stream_defs[l->stream_idx];
 		struct batch_buf b;
 		if (read_batch(l, sd, l->next_from, &b, err, sizeof(err)) != 0) {
@@ -555,6 +568,15 @@ static void on_welcome(struct link *l, json_t *o)
 	l->stream_idx = 0;
 	l->next_from = json_integer_value(json_object_get(wm, stream_defs[0].name));
 	link_enter(l, PST_SLAVE_UPLOAD);
+	pump_upload(l);
+}
+
+static void on_drain(struct chan *ch, void *arg)
+{
+	struct link *l = arg;
+	if (!l->wait_drain || !l->in_session || l->pst != PST_SLAVE_UPLOAD)
+		return;
+	l->wait_drain = false;
 	pump_upload(l);
 }
 
@@ -713,6 +735,7 @@ static void on_connected(struct chan *ch, void *arg)
 	}
 	case LM_SYNC:
 		chan_set_max_frame(ch, (uint32_t)link_cfg(l)->frame_max);
+		chan_set_drain(ch, 0);
 		send_hello(l);
 		break;
 	case LM_UNREGISTER:
