@@ -61,9 +61,9 @@ static void record_outcome(struct session *s, bool ok, const char *error)
 		    "$5::jsonb, $6::int)",
 		    6, p, err, sizeof(err)) != 0 ||
 	    db_exec(db,
-		    ok ? "UPDATE slaves SET last_sync_at = now(), last_error = NULL WHERE id = $1::int"
-		       : "UPDATE slaves SET last_error = $4 WHERE id = $1::int",
-		    ok ? 1 : 4, p, err, sizeof(err)) != 0)
+		    "UPDATE slaves SET last_error = $2, last_sync_at = CASE WHEN $3::boolean "
+		    "THEN now() ELSE last_sync_at END WHERE id = $1::int",
+		    3, (const char *[]){ sid, error, ok ? "true" : "false" }, err, sizeof(err)) != 0)
 		log_warnx("session %s: cannot record the sync outcome: %s", s->peer, err);
 	free(rows);
 }

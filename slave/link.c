@@ -159,10 +159,9 @@ static void record_session(struct link *l, bool ok, const char *error)
 		    "VALUES (to_timestamp($1::bigint), $2::boolean, $3, $4::jsonb, $5::int)",
 		    5, p, err, sizeof(err)) != 0 ||
 	    db_exec(link_db(l),
-		    ok ? "UPDATE sync_state SET last_attempt = to_timestamp($1::bigint), "
-			 "last_success = now(), last_error = NULL"
-		       : "UPDATE sync_state SET last_attempt = to_timestamp($1::bigint), "
-			 "last_error = $3",
+		    "UPDATE sync_state SET last_attempt = to_timestamp($1::bigint), "
+		    "last_success = CASE WHEN $2::boolean THEN now() ELSE last_success END, "
+		    "last_error = $3",
 		    3, p, err, sizeof(err)) != 0)
 		log_warnx("link: cannot record the sync outcome: %s", err);
 	if (ok && l->sent) {
@@ -845,6 +844,11 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 static void on_close(struct chan *ch, const char *reason, void *arg)
 {
 	struct link *l = arg;
+	if (l && ch != l->ch) {
+		/* An earlier connection, closed on purpose before this one opened. */
+		log_debug("link: earlier connection closed: %s", reason);
+		return;
+	}
 	if (!l)
 		return; /* closed by link_free() */
 	enum link_mode mode = l->mode;
