@@ -21,6 +21,8 @@
 #include "harness_pg.h"
 
 static char root[256];
+/* Daemons that ended badly: a non-zero exit at SIGTERM or a sanitizer report. */
+static int daemon_failures;
 
 const char *hp_root(void)
 {
@@ -242,8 +244,18 @@ void hp_kill9(struct hnode *n)
 
 void hp_cleanup(struct hnode *n)
 {
-	if (n->pid > 0)
-		hp_stop(n);
+	if (n->pid > 0) {
+		int st = hp_stop(n);
+		if (st != 0) {
+			fprintf(stderr, "harness: %s exited with status %d at shutdown; see %s\n",
+				n->name, st, n->log);
+			daemon_failures++;
+		}
+	}
+	if (n->log[0] && (hp_log_contains(n, "Sanitizer") || hp_log_contains(n, "runtime error:"))) {
+		fprintf(stderr, "harness: sanitizer report in %s\n", n->log);
+		daemon_failures++;
+	}
 	if (n->dbname) {
 		hpg_drop_db(n->dbname);
 		free(n->dbname);
@@ -380,6 +392,7 @@ int hp_run_suite(void)
 	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
 			 CU_get_number_of_suites_failed();
 	CU_cleanup_registry();
+	fails += (unsigned)daemon_failures;
 	/* Keep the daemons' logs of a failed run for whoever reads the output. */
 	if (root[0] && !fails)
 		nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
