@@ -218,14 +218,24 @@ int db_exec(struct db *db, const char *sql, int nparams, const char *const *para
 int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen)
 {
 	set_sqlstate(db, "");
-	PGresult *res = PQexec(db->conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-	if (res && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY)) {
-		PQclear(res);
-		return 0;
+	/* Several statements need the simple query protocol: PQsendQuery, then
+	 * every result; the first failure is the one reported. */
+	if (!PQsendQuery(db->conn, sql)) {
+		fail(db, NULL, "script failed", err, errlen);
+		return -1;
 	}
-	fail(db, res, "script failed", err, errlen);
-	PQclear(res);
+	PGresult *res, *bad = NULL;
+	while ((res = PQgetResult(db->conn))) {
+		ExecStatusType st = PQresultStatus(res);
+		if (!bad && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+			bad = res;
+		else
+			PQclear(res);
+	}
+	if (!bad)
+		return 0;
+	fail(db, bad, "script failed", err, errlen);
+	PQclear(bad);
 	drain(db);
 	return -1;
 }
@@ -271,7 +281,7 @@ int db_copy_in(struct db *db, const char *copy_sql, const char *data, size_t len
 {
 	char put_err[512] = "";
 	set_sqlstate(db, "");
-	PGresult *res = PQexec(db->conn, copy_sql);
+	PGresult *res = PQexecParams(db->conn, copy_sql, 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		fail(db, res, "COPY did not start", err, errlen);
 		PQclear(res);
@@ -312,7 +322,7 @@ int db_copy_out(struct db *db, const char *copy_sql,
 		size_t errlen)
 {
 	set_sqlstate(db, "");
-	PGresult *res = PQexec(db->conn, copy_sql);
+	PGresult *res = PQexecParams(db->conn, copy_sql, 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		fail(db, res, "COPY did not start", err, errlen);
 		PQclear(res);

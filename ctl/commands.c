@@ -10,7 +10,6 @@
 #define CTL_TIMEOUT_ENROL 120
 /* The reply comes only when the whole sync session has ended. */
 #define CTL_TIMEOUT_SYNC 900
-#define CTL_MAX_OPTIONS 32
 
 static const struct ctl_option no_options[] = { { 0 } };
 

@@ -19,6 +19,8 @@
 #include <jansson.h>
 
 #define CTL_MAX_POSITIONAL 2
+/* Options one command may declare. */
+#define CTL_MAX_OPTIONS 32
 
 enum ctl_opt_type {
 	CTL_OPT_BOOL,	     /* flag; the key is always sent, true or false */

@@ -28,11 +28,16 @@ int hf_script(struct hnode *n, const char *sql)
 	PGconn *c = hp_db(n);
 	if (!c)
 		return -1;
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-	if (!ok)
-		fprintf(stderr, "faults: %s", PQresultErrorMessage(r));
-	PQclear(r);
+	/* Test scripts hold several statements: the simple query protocol. */
+	int ok = PQsendQuery(c, sql);
+	PGresult *r;
+	while ((r = PQgetResult(c))) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+			fprintf(stderr, "faults: %s", PQresultErrorMessage(r));
+			ok = 0;
+		}
+		PQclear(r);
+	}
 	PQfinish(c);
 	return ok ? 0 : -1;
 }

@@ -50,7 +50,7 @@ static int admin_exec(const char *verb, const char *name, const char *suffix)
 	char *ident = PQescapeIdentifier(conn, name, strlen(name));
 	char *sql = NULL;
 	if (ident && asprintf(&sql, "%s %s%s", verb, ident, suffix) >= 0) {
-		PGresult *res = PQexec(conn, sql);
+		PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
 		if (PQresultStatus(res) == PGRES_COMMAND_OK)
 			rc = 0;
 		else

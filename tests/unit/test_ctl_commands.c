@@ -2,7 +2,7 @@
 #include <string.h>
 
 /* strata-ctl's modules are not in libstrata-common; the pure one is compiled in here. */
-#include "../../ctl/commands.c"
+#include "commands.h"
 
 #define MAX_ARGV 10
 

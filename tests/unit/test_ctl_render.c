@@ -3,7 +3,7 @@
 #include <string.h>
 
 /* strata-ctl's modules are not in libstrata-common; the pure one is compiled in here. */
-#include "../../ctl/render.c"
+#include "render.h"
 
 /* Renders the JSON text result in format into a string the caller frees. */
 static char *render(const char *result_json, enum render_format format)
