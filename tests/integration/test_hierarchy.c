@@ -471,6 +471,70 @@ static void test_report(void)
 	free(out);
 }
 
+static bool sc_synced(void *arg)
+{
+	return hp_query_ll(&master, "SELECT count(*) FROM sync_history h JOIN slaves s "
+				    "ON s.id = h.slave_id WHERE s.name = 'site-c' AND h.ok") > 0;
+}
+
+/* A token in server.xml registers the slave on its first start, then it syncs. */
+static void test_register_from_config(void)
+{
+	struct hnode sc;
+	char *out = NULL, xml[1024];
+	CU_ASSERT_EQUAL_FATAL(hp_ctl(&master, &out, "--json", "slave", "add", "site-c", NULL), 0);
+	char *tok = strstr(out, "stk1.");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	tok[strcspn(tok, "\"")] = '\0';
+	CU_ASSERT_EQUAL_FATAL(hp_slave_init(&sc, "site-c", master.port, 1800, NULL), 0);
+	snprintf(xml, sizeof(xml),
+		 "  <master host=\"127.0.0.1\" port=\"%d\" token=\"%s\"/>\n"
+		 "  <replication interval=\"1800\"/>",
+		 master.port, tok);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(hp_write_config(&sc, xml), 0);
+	CU_ASSERT_EQUAL_FATAL(hp_start(&sc), 0);
+	CU_ASSERT_TRUE(hp_wait(sc_synced, NULL, 30));
+	CU_ASSERT_FATAL(seed(&sc, 40) == 0);
+	CU_ASSERT_EQUAL(hp_sync(&sc), 0);
+	assert_converged(&sc);
+	/* A restart does not enrol again: the token is spent, the certificate kept. */
+	CU_ASSERT_EQUAL(hp_stop(&sc), 0);
+	CU_ASSERT_EQUAL(hp_start(&sc), 0);
+	CU_ASSERT_EQUAL(hp_sync(&sc), 0);
+	CU_ASSERT_EQUAL(hp_query_ll(&master, "SELECT count(*) FROM slaves WHERE name = 'site-c'"), 1);
+	hp_cleanup(&sc);
+}
+
+static bool sb_synced_after(void *arg)
+{
+	long long *before = arg;
+	return hp_query_ll(&master, "SELECT count(*) FROM sync_history h JOIN slaves s "
+				    "ON s.id = h.slave_id WHERE s.name = 'site-b' AND h.ok") > *before;
+}
+
+/* With the master down the slave retries with growing delays, records the
+ * error, and catches up by itself once the master is back. */
+static void test_retry_with_backoff(void)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(hp_stop(&master), 0);
+	CU_ASSERT_TRUE(hp_wait_log(&sb, "next attempt in 1 s", 30));
+	CU_ASSERT_TRUE(hp_wait_log(&sb, "next attempt in 2 s", 30));
+	CU_ASSERT_TRUE(hp_wait_log(&sb, "next attempt in 4 s", 30));
+	CU_ASSERT_EQUAL(hp_ctl(&sb, &out, "--json", "sync", "status", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	CU_ASSERT_TRUE(json_is_string(json_object_get(json_object_get(j, "fields"), "last_error")));
+	json_decref(j);
+	free(out);
+	CU_ASSERT_FATAL(exec_sql(&sb, "UPDATE endpoints SET status = 'offline' WHERE id = 9") == 0);
+	CU_ASSERT_EQUAL_FATAL(hp_start(&master), 0);
+	long long before = hp_query_ll(&master, "SELECT count(*) FROM sync_history h JOIN slaves s "
+						"ON s.id = h.slave_id WHERE s.name = 'site-b' AND h.ok");
+	CU_ASSERT_TRUE(hp_wait(sb_synced_after, &before, 30));
+	assert_converged(&sb);
+}
+
 static void test_unregister_from_slave(void)
 {
 	char *out = NULL;
@@ -514,6 +578,8 @@ int main(void)
 	CU_add_test(s, "timer sync after SIGHUP changes the interval", test_timer_sync);
 	CU_add_test(s, "sync status", test_sync_status);
 	CU_add_test(s, "report endpoints across slaves", test_report);
+	CU_add_test(s, "a token in server.xml registers on first start", test_register_from_config);
+	CU_add_test(s, "retry with backoff while the master is down", test_retry_with_backoff);
 	CU_add_test(s, "unregister from the slave", test_unregister_from_slave);
 	return hp_run_suite();
 }
