@@ -168,7 +168,7 @@ json_t *proto_parse_bulk(const uint8_t *payload, size_t len, const char **copy, 
  * Member checks run before json_unpack_ex so that the reason names the
  * member; jansson's own text does not say which member had the wrong type.
  */
-enum member_kind { MK_STRING, MK_INT };
+enum member_kind { MK_STRING, MK_INT, MK_OBJECT };
 struct member {
 	const char *key;
 	enum member_kind kind;
@@ -189,6 +189,10 @@ static int check_members(const char *msg, json_t *o, const struct member *spec, 
 		}
 		if (spec[i].kind == MK_STRING && !json_is_string(v)) {
 			set_err(err, errlen, "%s: member '%s' must be a string", msg, spec[i].key);
+			return -1;
+		}
+		if (spec[i].kind == MK_OBJECT && !json_is_object(v)) {
+			set_err(err, errlen, "%s: member '%s' must be an object", msg, spec[i].key);
 			return -1;
 		}
 		if (spec[i].kind == MK_INT && !json_is_integer(v)) {
@@ -375,6 +379,31 @@ int proto_decode_error(json_t *o, struct msg_error *m, char *err, size_t errlen)
 		set_err(err, errlen, "ERROR: member 'message' is longer than %d bytes",
 			PROTO_MESSAGE_MAX);
 		return -1;
+	}
+	return 0;
+}
+
+int proto_decode_empty(json_t *o, uint16_t type, char *err, size_t errlen)
+{
+	return check_members(proto_msg_name(type), o, NULL, 0, err, errlen);
+}
+
+int proto_decode_bye(json_t *o, char *err, size_t errlen)
+{
+	static const struct member spec[] = { { "sent", MK_OBJECT }, { "received", MK_INT } };
+	const char *key;
+	json_t *v;
+	if (check_members("BYE", o, spec, NELEM(spec), err, errlen) != 0)
+		return -1;
+	if (json_integer_value(json_object_get(o, "received")) < 0) {
+		set_err(err, errlen, "BYE: member 'received' must not be negative");
+		return -1;
+	}
+	json_object_foreach (json_object_get(o, "sent"), key, v) {
+		if (!stream_ok(key) || !json_is_integer(v) || json_integer_value(v) < 0) {
+			set_err(err, errlen, "BYE: 'sent' must map stream names to row counts");
+			return -1;
+		}
 	}
 	return 0;
 }

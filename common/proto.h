@@ -96,5 +96,9 @@ int proto_decode_enrol_ok(json_t *o, struct msg_enrol_ok *m, char *err, size_t e
 int proto_decode_hello(json_t *o, struct msg_hello *m, char *err, size_t errlen);
 int proto_decode_upload_hdr(json_t *o, struct msg_upload_hdr *m, char *err, size_t errlen);
 int proto_decode_error(json_t *o, struct msg_error *m, char *err, size_t errlen);
+/* Messages without members (UPLOAD_DONE, PING, PONG, ...) must be exactly {}. */
+int proto_decode_empty(json_t *o, uint16_t type, char *err, size_t errlen);
+/* BYE {sent: {stream: rows}, received: items}. */
+int proto_decode_bye(json_t *o, char *err, size_t errlen);
 
 #endif

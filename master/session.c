@@ -363,6 +363,16 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		session_fail(s, PROTO_ERR_PROTOCOL, "%s: %s", proto_msg_name(type), err);
 		return;
 	}
+	int bad = 0;
+	if (type == MSG_UPLOAD_DONE || type == MSG_PING || type == MSG_UNREGISTER)
+		bad = proto_decode_empty(o, type, err, sizeof(err));
+	else if (type == MSG_BYE)
+		bad = proto_decode_bye(o, err, sizeof(err));
+	if (bad) {
+		json_decref(o);
+		session_fail(s, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
 	switch (type) {
 	case MSG_ENROL:
 		on_enrol(s, o);

@@ -51,6 +51,8 @@ struct link {
 	size_t stream_idx;
 	int64_t next_from;
 	int inflight;
+	/* Streams of the batches in flight, oldest first: ACKs come in order. */
+	const char *inflight_stream[LINK_UPLOAD_WINDOW];
 	bool uploads_done, upload_done_sent;
 	bool wait_drain; /* the next batch is read once queued output has gone out */
 	json_t *sent;
@@ -517,7 +519,7 @@ static void pump_upload(struct link *l)
 			json_object_set_new(l->sent, sd->name,
 					    json_integer(json_integer_value(n) + b.rows));
 			l->next_from = to;
-			l->inflight++;
+			l->inflight_stream[l->inflight++] = sd->name;
 		}
 		bool exhausted = b.rows < link_cfg(l)->repl_batch_rows && b.len <= b.limit &&
 				 !(b.rows > 0 && b.len + 1 > b.limit);
@@ -585,11 +587,13 @@ static void on_upload_ack(struct link *l, json_t *o)
 	json_int_t wm;
 	char err[512], wm_s[24];
 	if (json_unpack(o, "{s:s, s:I !}", "stream", &stream, "watermark", &wm) != 0 ||
-	    l->inflight == 0) {
+	    l->inflight == 0 || strcmp(stream, l->inflight_stream[0]) != 0) {
 		fail_session(l, PROTO_ERR_PROTOCOL, "unexpected UPLOAD_ACK");
 		return;
 	}
 	l->inflight--;
+	memmove(&l->inflight_stream[0], &l->inflight_stream[1],
+		(size_t)l->inflight * sizeof(l->inflight_stream[0]));
 	snprintf(wm_s, sizeof(wm_s), "%" PRId64, (int64_t)wm);
 	const char *p[] = { stream, wm_s };
 	if (db_exec(link_db(l),
@@ -801,6 +805,12 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		char msg[600];
 		snprintf(msg, sizeof(msg), "%s: %s", proto_msg_name(type), err);
 		fail_session(l, PROTO_ERR_PROTOCOL, msg);
+		return;
+	}
+	if ((type == MSG_BYE_OK || type == MSG_SYNC_REQUEST || type == MSG_PONG) &&
+	    proto_decode_empty(o, type, err, sizeof(err)) != 0) {
+		json_decref(o);
+		fail_session(l, PROTO_ERR_PROTOCOL, err);
 		return;
 	}
 	switch (type) {

@@ -123,6 +123,16 @@ static int dec_error(json_t *o, union any_msg *m, char *e, size_t n)
 	return proto_decode_error(o, &m->error, e, n);
 }
 
+static int dec_empty(json_t *o, union any_msg *m, char *e, size_t n)
+{
+	return proto_decode_empty(o, MSG_PING, e, n);
+}
+
+static int dec_bye(json_t *o, union any_msg *m, char *e, size_t n)
+{
+	return proto_decode_bye(o, e, n);
+}
+
 struct decode_case {
 	decoder dec;
 	const char *json;
@@ -176,6 +186,16 @@ static void test_decode_table(void)
 		{ dec_enrol_ok, "{\"cert\":[],\"ca\":\"A\"}", "member 'cert' must be a string" },
 		/* HELLO */
 		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":0,\"interval\":1800}", NULL },
+		{ dec_empty, "{}", NULL },
+		{ dec_empty, "{\"x\":1}", "PING: unknown member 'x'" },
+		{ dec_bye, "{\"sent\":{\"events\":3,\"endpoints\":0},\"received\":2}", NULL },
+		{ dec_bye, "{\"sent\":{},\"received\":0}", NULL },
+		{ dec_bye, "{\"sent\":{\"events\":-1},\"received\":0}", "row counts" },
+		{ dec_bye, "{\"sent\":{\"Bad Name\":1},\"received\":0}", "row counts" },
+		{ dec_bye, "{\"sent\":{\"events\":\"3\"},\"received\":0}", "row counts" },
+		{ dec_bye, "{\"sent\":[],\"received\":0}", "member 'sent' must be an object" },
+		{ dec_bye, "{\"sent\":{},\"received\":-4}", "'received' must not be negative" },
+		{ dec_bye, "{\"sent\":{}}", "missing member 'received'" },
 		{ dec_hello, "{\"proto\":1,\"schema\":7,\"publication\":0,\"interval\":1800}", "missing member 'slave'" },
 		{ dec_hello, "{\"proto\":1,\"slave\":\"s1\",\"schema\":7,\"publication\":-1,\"interval\":1800}",
 		  "member 'publication'" },
