@@ -471,6 +471,57 @@ static void test_report(void)
 	free(out);
 }
 
+static char *state_of(const char *name)
+{
+	char *out = NULL, *state = NULL;
+	if (hp_ctl(&master, &out, "--json", "slave", "list", NULL) == 0) {
+		json_t *rows = json_loads(out, 0, NULL), *row;
+		size_t i;
+		json_array_foreach(rows, i, row)
+		{
+			if (strcmp(json_string_value(json_object_get(row, "name")), name) == 0)
+				state = strdup(json_string_value(json_object_get(row, "state")));
+		}
+		json_decref(rows);
+	}
+	free(out);
+	return state;
+}
+
+/* Health follows the slave's own interval: degraded after 2 missed, failed
+ * after 4 or when the last attempt ended in an error. site-a syncs every
+ * 1800 s, so its last sync is moved back in time. */
+static void test_slave_health(void)
+{
+	static const struct {
+		const char *sql, *state;
+	} steps[] = {
+		{ "UPDATE slaves SET last_sync_at = now() - interval '3000 s' WHERE name = 'site-a'",
+		  "active" },
+		{ "UPDATE slaves SET last_sync_at = now() - interval '3700 s' WHERE name = 'site-a'",
+		  "degraded" },
+		{ "UPDATE slaves SET last_sync_at = now() - interval '7300 s' WHERE name = 'site-a'",
+		  "failed" },
+		{ "UPDATE slaves SET last_sync_at = now(), last_attempt_at = now() - interval '1 s' "
+		  "WHERE name = 'site-a'",
+		  "active" },
+		{ "UPDATE slaves SET last_error = 'link cut', last_attempt_at = now() + interval '1 s' "
+		  "WHERE name = 'site-a'",
+		  "failed" },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		CU_ASSERT_FATAL(exec_sql(&master, steps[i].sql) == 0);
+		char *st = state_of("site-a");
+		CU_ASSERT_STRING_EQUAL(st ? st : "", steps[i].state);
+		free(st);
+	}
+	/* The next successful sync clears it. */
+	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
+	char *st = state_of("site-a");
+	CU_ASSERT_STRING_EQUAL(st ? st : "", "active");
+	free(st);
+}
+
 static bool sc_synced(void *arg)
 {
 	return hp_query_ll(&master, "SELECT count(*) FROM sync_history h JOIN slaves s "
@@ -578,6 +629,7 @@ int main(void)
 	CU_add_test(s, "timer sync after SIGHUP changes the interval", test_timer_sync);
 	CU_add_test(s, "sync status", test_sync_status);
 	CU_add_test(s, "report endpoints across slaves", test_report);
+	CU_add_test(s, "slave health derived from its interval", test_slave_health);
 	CU_add_test(s, "a token in server.xml registers on first start", test_register_from_config);
 	CU_add_test(s, "retry with backoff while the master is down", test_retry_with_backoff);
 	CU_add_test(s, "unregister from the slave", test_unregister_from_slave);
