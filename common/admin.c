@@ -725,3 +725,13 @@ json_t *admin_call(const char *path, const char *cmd, json_t *args, int timeout_
 	}
 	return obj;
 }
+
+void admin_reply_result(struct admin_req *req, const char *cmd, json_t *result, const char *err)
+{
+	if (result) {
+		admin_reply(req, result);
+		return;
+	}
+	log_info("admin: %s failed: %s", cmd, err);
+	admin_reply_error(req, "%s", err);
+}

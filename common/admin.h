@@ -44,6 +44,10 @@ void admin_reply(struct admin_req *req, json_t *result);
 void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Answers with result when it is non-NULL (stolen), else with err as the
+ * error; a failure is also logged with the command's name. */
+void admin_reply_result(struct admin_req *req, const char *cmd, json_t *result, const char *err);
+
 /*
  * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
  * waits up to timeout_s (<= 0: without limit) for the reply. Returns the

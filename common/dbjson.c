@@ -61,3 +61,14 @@ json_t *dbjson_table(const PGresult *res)
 	}
 	return json_pack("{s:o, s:o}", "columns", cols, "rows", rows);
 }
+
+json_t *dbjson_query(struct db *db, const char *sql, int nparams, const char *const *params,
+		     char *err, size_t errlen)
+{
+	PGresult *res = db_query(db, sql, nparams, params, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *t = dbjson_table(res);
+	PQclear(res);
+	return t;
+}

@@ -10,7 +10,12 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "db.h"
+
 json_t *dbjson_table(const PGresult *res);
+/* Runs the query and returns its rows as a table; NULL with err. */
+json_t *dbjson_query(struct db *db, const char *sql, int nparams, const char *const *params,
+		     char *err, size_t errlen);
 /* One row as an object keyed by column name (row must exist). */
 json_t *dbjson_row(const PGresult *res, int row);
 /* One cell converted as above. */

@@ -221,7 +221,7 @@ json_t *publish_delete(struct db *db, bool is_task, json_t *args, char *err, siz
 
 json_t *publish_list(struct db *db, bool is_task, char *err, size_t errlen)
 {
-	PGresult *res = db_query(
+	return dbjson_query(
 		db,
 		is_task ? "SELECT name, kind, params, CASE WHEN target_all THEN 'all' "
 			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "
@@ -230,9 +230,4 @@ json_t *publish_list(struct db *db, bool is_task, char *err, size_t errlen)
 			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "
 			  "FROM policies WHERE NOT deleted ORDER BY name",
 		0, NULL, err, errlen);
-	if (!res)
-		return NULL;
-	json_t *t = dbjson_table(res);
-	PQclear(res);
-	return t;
 }

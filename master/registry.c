@@ -292,16 +292,11 @@ fail:
 
 json_t *reg_slave_list(struct db *db, char *err, size_t errlen)
 {
-	PGresult *res = db_query(db,
+	return dbjson_query(db,
 				 "SELECT name, health AS state, address, "
 				 "to_char(last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_sync, "
 				 "data_age_s, last_error, rows_received, publication_version "
 				 "FROM slave_status WHERE state <> 'unregistered' "
 				 "OR unregistered_at > now() - interval '7 days' ORDER BY name, id",
 				 0, NULL, err, errlen);
-	if (!res)
-		return NULL;
-	json_t *t = dbjson_table(res);
-	PQclear(res);
-	return t;
 }

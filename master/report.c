@@ -5,7 +5,7 @@
 json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 {
 	/* Counting per partition key first keeps the join to slaves small. */
-	PGresult *res = db_query(
+	return dbjson_query(
 		db,
 		"SELECT * FROM (WITH counts AS ("
 		" SELECT slave_id, count(*) FILTER (WHERE status = 'online') AS online,"
@@ -27,9 +27,4 @@ json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 		"WHERE s.state NOT IN ('unregistered', 'pending') "
 		") r ORDER BY slave = '(all)', slave",
 		0, NULL, err, errlen);
-	if (!res)
-		return NULL;
-	json_t *t = dbjson_table(res);
-	PQclear(res);
-	return t;
 }

@@ -75,10 +75,5 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		admin_reply_error(req, "unknown command '%s'", cmd);
 		return;
 	}
-	if (!res) {
-		log_info("admin: %s failed: %s", cmd, err);
-		admin_reply_error(req, "%s", err);
-		return;
-	}
-	admin_reply(req, res);
+	admin_reply_result(req, cmd, res, err);
 }

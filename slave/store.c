@@ -126,7 +126,7 @@ json_t *store_delete(struct db *db, bool is_task, json_t *args, char *err, size_
 
 json_t *store_list(struct db *db, bool is_task, char *err, size_t errlen)
 {
-	PGresult *res = db_query(
+	return dbjson_query(
 		db,
 		is_task ? "SELECT name, owner, kind, params, owner <> 'local' AS read_only, "
 			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
@@ -135,11 +135,6 @@ json_t *store_list(struct db *db, bool is_task, char *err, size_t errlen)
 			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
 			  "FROM policies ORDER BY name, owner",
 		0, NULL, err, errlen);
-	if (!res)
-		return NULL;
-	json_t *t = dbjson_table(res);
-	PQclear(res);
-	return t;
 }
 
 static int apply_item(struct db *db, bool is_task, const char *owner, json_t *item, char *err,
