@@ -15,6 +15,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "proto.h"
+#include "cadence.h"
 #include "store.h"
 #include "stream.h"
 #include "tls.h"
@@ -102,22 +103,17 @@ static void schedule_in(struct link *l, int seconds)
 
 static void schedule_next(struct link *l)
 {
-	int interval = link_cfg(l)->repl_interval;
-	int jitter = interval * link_cfg(l)->repl_jitter / 100;
 	uint32_t r = 0;
-	if (jitter > 0 && RAND_bytes((unsigned char *)&r, sizeof(r)) == 1)
-		interval += (int)(r % (uint32_t)(2 * jitter + 1)) - jitter;
-	schedule_in(l, interval < 1 ? 1 : interval);
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)time(NULL);
+	schedule_in(l, cadence_jitter(link_cfg(l)->repl_interval, link_cfg(l)->repl_jitter, r));
 }
 
 static void schedule_retry(struct link *l)
 {
 	const struct cfg *c = link_cfg(l);
-	l->backoff = l->backoff ? l->backoff * 2 : c->repl_retry_min;
-	if (l->backoff > c->repl_retry_max)
-		l->backoff = c->repl_retry_max;
-	if (l->backoff > c->repl_interval)
-		l->backoff = c->repl_interval;
+	l->backoff = cadence_backoff(l->backoff, c->repl_retry_min, c->repl_retry_max,
+				   c->repl_interval);
 	log_info("link: next attempt in %d s", l->backoff);
 	schedule_in(l, l->backoff);
 }
