@@ -41,6 +41,7 @@ static const struct cfg_element cfg_elements[] = {
 	{ "data-dir", ROLE_BOTH }, { "log", ROLE_BOTH },	   { "database", ROLE_BOTH },
 	{ "admin", ROLE_BOTH },	   { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
 	{ "limits", ROLE_BOTH },   { "master", ROLE_SLAVE },	   { "replication", ROLE_SLAVE },
+	{ "push", ROLE_SLAVE },	   { "licence", ROLE_SLAVE },
 };
 
 /*
@@ -105,6 +106,12 @@ static const struct cfg_setting cfg_settings[] = {
 	INT("replication", "batch-rows", repl_batch_rows, 20000, 100, 1000000, true, ROLE_SLAVE),
 	INT("replication", "retry-min", repl_retry_min, 10, 1, 3600, true, ROLE_SLAVE),
 	INT("replication", "retry-max", repl_retry_max, 600, 1, 86400, true, ROLE_SLAVE),
+	STR("push", "address", push_address, "0.0.0.0", NULL, 1, 255, ROLE_SLAVE),
+	INT("push", "port", push_port, 7074, 0, 65535, false, ROLE_SLAVE),
+	STR("push", "hosts", push_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_SLAVE),
+	INT("push", "max-connections", push_max_connections, 20000, 1, 1000000, true, ROLE_SLAVE),
+	INT("push", "heartbeat", heartbeat_interval, 60, 5, 86400, true, ROLE_SLAVE),
+	INT("licence", "seats", seats, 1000, 0, 10000000, true, ROLE_SLAVE),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

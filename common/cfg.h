@@ -50,6 +50,12 @@ struct cfg {
 	int repl_batch_rows;		/* <replication batch-rows="20000"/> 100..1000000 (reloadable) */
 	int repl_retry_min;		/* <replication retry-min="10"/> s (reloadable) */
 	int repl_retry_max;		/* <replication retry-max="600"/> s (reloadable) */
+	char push_address[256];		/* <push address="0.0.0.0"/>: the agent port's address */
+	int push_port;			/* <push port="7074"/> 0..65535, 0 = no push server */
+	char push_hosts[512];		/* <push hosts="localhost,127.0.0.1"/>: SANs agents connect to */
+	int push_max_connections;	/* <push max-connections="20000"/> 1..1000000 (reloadable) */
+	int heartbeat_interval;		/* <push heartbeat="60"/> s, 5..86400 (reloadable) */
+	int seats;			/* <licence seats="1000"/> 0..10000000 endpoints (reloadable) */
 
 	/* both */
 	int frame_max_preauth;		/* <limits frame-max-preauth="65536"/> bytes, 1 KiB..1 MiB */

@@ -1,0 +1,115 @@
+/*
+ * agentproto: messages of the agent channel (the push server's port,
+ * default 7074), in the same frames as the sync channel (frame.h, chan.h)
+ * and with the same ERROR message (type 1, proto.h).
+ *
+ * An agent connects with TLS 1.3 and no client certificate. It either
+ * enrols (A_ENROL with a token that pins the slave's agent CA) or proves
+ * the key it registered at enrolment (A_AUTH: an Ed25519 signature over
+ * this TLS session's exported keying material, so a captured exchange
+ * cannot be replayed on another session). Nothing else is accepted before
+ * that. Frames are limited to frame-max-preauth bytes until A_AUTH_OK.
+ *
+ * Decoders reject unknown and missing members, wrong types and values out
+ * of range, and name the member; strings point into the json_t.
+ */
+#ifndef STRATA_AGENTPROTO_H
+#define STRATA_AGENTPROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#define AGENT_PROTO_VERSION 1
+
+enum agent_msg {
+	A_ENROL = 100,	     /* agent -> server, pre-auth: {proto, token, key, hostname, os, agent_version, mode} */
+	A_ENROL_OK = 101,    /* server -> agent: {agent_id, ca} then the server closes */
+	A_AUTH = 102,	     /* agent -> server, pre-auth: {proto, agent_id, sig, mode} */
+	A_AUTH_OK = 103,     /* server -> agent: {heartbeat, policy_version} */
+	A_HEARTBEAT = 110,   /* agent -> server: {} */
+	A_EVENT = 112,	     /* agent -> server: {seq, kind, severity, occurred_at, details} */
+	A_EVENT_ACK = 113,   /* server -> agent: {seq} (stored; the agent may forget it) */
+	A_COMMAND = 120,     /* server -> agent: {id, kind, args} */
+	A_COMMAND_ACK = 121, /* agent -> server: {id} */
+	A_RESULT = 122,	     /* agent -> server: {seq, task_id, status, result} */
+	A_RESULT_ACK = 123,  /* server -> agent: {seq} */
+	A_POLICY_GET = 124,  /* agent -> server: {} */
+	A_POLICY = 125,	     /* server -> agent: {version, settings} */
+	A_BYE = 126,	     /* agent -> server (poll mode: nothing more to send): {} */
+	A_BYE_OK = 127,	     /* server -> agent: {} (every pending command was sent) */
+};
+
+/* Receiver states of the agent channel. */
+enum agent_state {
+	AST_SERVER_PREAUTH, /* server side before A_AUTH_OK: A_ENROL, A_AUTH */
+	AST_SERVER_AUTHED,  /* server side: heartbeat, event, command ack, result, policy get, bye */
+	AST_AGENT_WAIT,	    /* agent side, A_ENROL or A_AUTH sent: A_ENROL_OK, A_AUTH_OK, ERROR */
+	AST_AGENT_AUTHED,   /* agent side: event/result acks, commands, policy, bye ok, ERROR */
+};
+
+const char *agentproto_msg_name(uint16_t type);
+bool agentproto_allowed(enum agent_state st, uint16_t type);
+
+/* Label of the TLS exporter the A_AUTH signature covers (32 bytes, no context). */
+#define AGENT_EXPORTER_LABEL "EXPORTER-strata-agent-auth"
+#define AGENT_EXPORTER_LEN 32
+/* Fills out with this session's exported keying material; 0 or -1. */
+int agentproto_exporter(SSL *ssl, unsigned char out[AGENT_EXPORTER_LEN]);
+/* Signs the exporter with key; sig_hex gets 128 hex chars + NUL. */
+int agentproto_sign(SSL *ssl, EVP_PKEY *key, char sig_hex[129]);
+/* Verifies sig_hex over the exporter with the hex public key; 0 valid, -1 not. */
+int agentproto_verify(SSL *ssl, const char *pubkey_hex, const char *sig_hex);
+/* An Ed25519 public key as 64 hex chars + NUL. */
+int agentproto_pubkey_hex(EVP_PKEY *key, char out[65]);
+
+struct amsg_enrol {
+	int proto;
+	const char *token, *key, *hostname, *os, *agent_version, *mode;
+};
+struct amsg_enrol_ok {
+	const char *agent_id, *ca;
+};
+struct amsg_auth {
+	int proto;
+	const char *agent_id, *sig, *mode; /* mode: "push" or "poll" */
+};
+struct amsg_auth_ok {
+	int heartbeat;
+	int64_t policy_version;
+};
+struct amsg_event {
+	int64_t seq;
+	const char *kind, *severity, *occurred_at;
+	json_t *details; /* an object */
+};
+struct amsg_command {
+	int64_t id;
+	const char *kind;
+	json_t *args; /* an object */
+};
+struct amsg_result {
+	int64_t seq, task_id;
+	const char *status;
+	json_t *result; /* an object */
+};
+struct amsg_policy {
+	int64_t version;
+	json_t *settings; /* an object */
+};
+
+int agentproto_decode_enrol(json_t *o, struct amsg_enrol *m, char *err, size_t errlen);
+int agentproto_decode_enrol_ok(json_t *o, struct amsg_enrol_ok *m, char *err, size_t errlen);
+int agentproto_decode_auth(json_t *o, struct amsg_auth *m, char *err, size_t errlen);
+int agentproto_decode_auth_ok(json_t *o, struct amsg_auth_ok *m, char *err, size_t errlen);
+int agentproto_decode_event(json_t *o, struct amsg_event *m, char *err, size_t errlen);
+int agentproto_decode_command(json_t *o, struct amsg_command *m, char *err, size_t errlen);
+int agentproto_decode_result(json_t *o, struct amsg_result *m, char *err, size_t errlen);
+int agentproto_decode_policy(json_t *o, struct amsg_policy *m, char *err, size_t errlen);
+/* {seq} and {id} acknowledgements. */
+int agentproto_decode_ack(json_t *o, const char *member, int64_t *value, char *err, size_t errlen);
+
+#endif
