@@ -50,7 +50,7 @@ static void record_outcome(struct session *s, bool ok, const char *error)
 {
 	struct db *db = s->m->d.db;
 	char err[512], sid[16], started[24], items[16];
-	char *rows = json_dumps(s->rows ? s->rows : json_object(), JSON_COMPACT);
+	char *rows = s->rows ? json_dumps(s->rows, JSON_COMPACT) : strdup("{}");
 	snprintf(sid, sizeof(sid), "%d", s->slave.id);
 	snprintf(started, sizeof(started), "%lld", (long long)s->started);
 	snprintf(items, sizeof(items), "%d", s->items_sent);
