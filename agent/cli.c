@@ -34,8 +34,8 @@ int acli_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-						     const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+						      ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -96,8 +96,8 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 			char *end;
 			long v = strtol(val, &end, 10);
 			if (!*val || *end || v < 1 || v > 86400)
-				return fail(err, errlen, "--poll-interval %s: must be 1 to 86400 seconds",
-					    val);
+				return fail(err, errlen,
+					    "--poll-interval %s: must be 1 to 86400 seconds", val);
 			o->poll_interval = (int)v;
 		} else if (!enrol && strcmp(opt, "--scan-root") == 0)
 			o->scan_root = val;
@@ -109,7 +109,8 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 		return fail(err, errlen, "%s", "-s STATE_DIR is required");
 	if (o->cmd == ACLI_ENROL) {
 		if (!server || !o->token)
-			return fail(err, errlen, "%s", "enrol needs --server HOST:PORT and --token TOKEN");
+			return fail(err, errlen, "%s",
+				    "enrol needs --server HOST:PORT and --token TOKEN");
 		if (acli_split_hostport(server, o->host, sizeof(o->host), &o->port) != 0)
 			return fail(err, errlen, "--server %s: expected HOST:PORT", server);
 		if (strcmp(o->mode, "push") != 0 && strcmp(o->mode, "poll") != 0)

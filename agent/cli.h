@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ACLI_USAGE                                                                              \
-	"usage: strata-agent [-v] -s STATE_DIR enrol --server HOST:PORT --token TOKEN\n"       \
-	"                    [--mode push|poll] [--hostname NAME]\n"                           \
-	"       strata-agent [-v] -s STATE_DIR run [--poll-interval S] [--scan-root DIR]\n"    \
+#define ACLI_USAGE                                                                                 \
+	"usage: strata-agent [-v] -s STATE_DIR enrol --server HOST:PORT --token TOKEN\n"           \
+	"                    [--mode push|poll] [--hostname NAME]\n"                               \
+	"       strata-agent [-v] -s STATE_DIR run [--poll-interval S] [--scan-root DIR]\n"        \
 	"       strata-agent -h\n"
 
 #define ACLI_POLL_DEFAULT 300

@@ -85,7 +85,7 @@ struct chan *aconn_dial(struct event_base *base, SSL_CTX *ctx, const char *host,
 		return NULL;
 	}
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
-		base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	    base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		SSL_free(ssl);
 		snprintf(err, errlen, "cannot create a connection");
@@ -299,8 +299,7 @@ static json_t *run_scan(struct aconn *c, json_t *params, char *err, size_t errle
 	json_t *r = tasks_scan(path, json_is_array(block) ? block : NULL, &detections, err, errlen);
 	size_t i;
 	json_t *d;
-	json_array_foreach(detections, i, d)
-	{
+	json_array_foreach (detections, i, d) {
 		char at[32];
 		iso_now(at, sizeof(at));
 		log_notice("agent: detection: %s", json_string_value(json_object_get(d, "path")));
@@ -337,8 +336,9 @@ static void run_task(struct aconn *c, int64_t id, json_t *args)
 	if (!r)
 		log_warnx("agent: task %lld failed: %s", (long long)task_id, err);
 	enqueue(c, A_RESULT,
-		json_pack("{s:I, s:s, s:o}", "task_id", task_id, "status", r ? "succeeded" : "failed",
-			  "result", r ? r : json_pack("{s:s}", "error", err)));
+		json_pack("{s:I, s:s, s:o}", "task_id", task_id, "status",
+			  r ? "succeeded" : "failed", "result",
+			  r ? r : json_pack("{s:s}", "error", err)));
 	/* Acked only now: the result is on disk, so the command is no longer needed. */
 	ack_command(c, id);
 }
@@ -384,7 +384,8 @@ static void on_policy(struct aconn *c, json_t *o)
 	log_notice("agent: policy %" PRId64 " applied", m.version);
 	size_t i;
 	json_t *v;
-	json_array_foreach(c->apply_ids, i, v) ack_command(c, (int64_t)json_integer_value(v));
+	json_array_foreach (c->apply_ids, i, v)
+		ack_command(c, (int64_t)json_integer_value(v));
 	json_array_clear(c->apply_ids);
 }
 

@@ -20,12 +20,12 @@
 
 #include "chan.h"
 
-#define ACONN_FRAME_PREAUTH (64 * 1024)
-#define ACONN_FRAME_MAX (16 * 1024 * 1024)
+#define ACONN_FRAME_PREAUTH	(64 * 1024)
+#define ACONN_FRAME_MAX		(16 * 1024 * 1024)
 #define ACONN_HANDSHAKE_TIMEOUT 30 /* seconds until A_AUTH_OK (or A_ENROL_OK) */
-#define ACONN_POLL_TIMEOUT 60	   /* seconds of silence that end a poll session */
-#define ACONN_RETRY_MIN 1
-#define ACONN_RETRY_MAX 60
+#define ACONN_POLL_TIMEOUT	60 /* seconds of silence that end a poll session */
+#define ACONN_RETRY_MIN		1
+#define ACONN_RETRY_MAX		60
 
 /*
  * Opens a TLS client chan to host:port; with check_host the server's

@@ -97,7 +97,8 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	struct enrol *e = arg;
 	char err[1024];
 	if (!agentproto_allowed(AST_AGENT_WAIT, type) || type == A_AUTH_OK) {
-		snprintf(err, sizeof(err), "unexpected %s from the server", agentproto_msg_name(type));
+		snprintf(err, sizeof(err), "unexpected %s from the server",
+			 agentproto_msg_name(type));
 		finish(e, false, err);
 		chan_close(ch, err);
 		return;
@@ -111,7 +112,8 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	if (type == MSG_ERROR) {
 		struct msg_error m;
 		if (proto_decode_error(o, &m, err, sizeof(err)) == 0)
-			snprintf(err, sizeof(err), "the server refused the enrolment: %s", m.message);
+			snprintf(err, sizeof(err), "the server refused the enrolment: %s",
+				 m.message);
 		finish(e, false, err);
 	} else {
 		on_enrol_ok(e, o);
@@ -158,8 +160,8 @@ int aenrol_run(struct event_base *base, const struct aenrol_opts *o, char *err, 
 		return -1;
 	}
 	log_info("agent: enrolling with %s:%d", o->host, o->port);
-	struct chan *ch = aconn_dial(base, ctx, o->host, o->port, false, &enrol_cbs, &e, e.err,
-				     sizeof(e.err));
+	struct chan *ch =
+	    aconn_dial(base, ctx, o->host, o->port, false, &enrol_cbs, &e, e.err, sizeof(e.err));
 	if (ch)
 		event_base_dispatch(base);
 	SSL_CTX_free(ctx);

@@ -20,8 +20,9 @@ static int run(struct event_base *base, const struct acli *cli)
 {
 	char err[1024];
 	if (!astate_enrolled(cli->state_dir)) {
-		fprintf(stderr, "strata-agent: %s holds no identity; run 'strata-agent -s %s enrol' "
-				"first\n",
+		fprintf(stderr,
+			"strata-agent: %s holds no identity; run 'strata-agent -s %s enrol' "
+			"first\n",
 			cli->state_dir, cli->state_dir);
 		return 1;
 	}

@@ -176,8 +176,7 @@ void aqueue_free(struct aqueue *q)
 int aqueue_push(struct aqueue *q, uint16_t type, json_t *msg, char *err, size_t errlen)
 {
 	json_t *seq = json_object_get(msg, "seq");
-	if (!json_is_integer(seq) ||
-	    (q->n && json_integer_value(seq) <= q->items[q->n - 1].seq)) {
+	if (!json_is_integer(seq) || (q->n && json_integer_value(seq) <= q->items[q->n - 1].seq)) {
 		snprintf(err, errlen, "queue: a message needs a seq above the last queued one");
 		return -1;
 	}

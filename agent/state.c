@@ -134,9 +134,9 @@ int astate_save_identity(const char *dir, const struct astate_identity *id, EVP_
 	if (astate_path(dir, "ca.crt", p, sizeof(p)) != 0 ||
 	    astate_write_atomic(p, ca_pem, strlen(ca_pem), 0644, err, errlen) != 0)
 		return -1;
-	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "agent_id", id->agent_id, "host",
-			      id->host, "port", id->port, "mode", id->mode, "hostname",
-			      id->hostname);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:i, s:s, s:s}", "agent_id", id->agent_id, "host", id->host,
+		      "port", id->port, "mode", id->mode, "hostname", id->hostname);
 	/* agent.json last: its presence is what marks the enrolment as complete. */
 	int rc = o ? write_json(dir, "agent.json", o, err, errlen) : -1;
 	json_decref(o);
@@ -170,7 +170,8 @@ int astate_load_identity(const char *dir, struct astate_identity *id, EVP_PKEY *
 	if (astate_path(dir, "agent.key", p, sizeof(p)) != 0 ||
 	    !(*key = tls_key_load(p, err, errlen)))
 		return -1;
-	if (astate_path(dir, "ca.crt", p, sizeof(p)) != 0 || !(*ca = tls_cert_load(p, err, errlen))) {
+	if (astate_path(dir, "ca.crt", p, sizeof(p)) != 0 ||
+	    !(*ca = tls_cert_load(p, err, errlen))) {
 		EVP_PKEY_free(*key);
 		*key = NULL;
 		return -1;
@@ -178,8 +179,7 @@ int astate_load_identity(const char *dir, struct astate_identity *id, EVP_PKEY *
 	return 0;
 }
 
-int astate_save_policy(const char *dir, int64_t version, json_t *settings, char *err,
-		       size_t errlen)
+int astate_save_policy(const char *dir, int64_t version, json_t *settings, char *err, size_t errlen)
 {
 	json_t *o = json_pack("{s:I, s:O}", "version", (json_int_t)version, "settings", settings);
 	int rc = o ? write_json(dir, "policy.json", o, err, errlen) : -1;

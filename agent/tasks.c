@@ -130,8 +130,7 @@ static int blocked(json_t *block, const char *sha)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(block, i, v)
-	{
+	json_array_foreach (block, i, v) {
 		if (json_is_string(v) && strcasecmp(json_string_value(v), sha) == 0)
 			return 1;
 	}
@@ -164,14 +163,15 @@ json_t *tasks_scan(const char *path, json_t *block_sha256, json_t **detections, 
 			files++;
 			bytes += n;
 			if (block_sha256 && blocked(block_sha256, sha))
-				json_array_append_new(*detections,
-						      json_pack("{s:s, s:s}", "path", e->fts_path,
-								"sha256", sha));
+				json_array_append_new(
+				    *detections,
+				    json_pack("{s:s, s:s}", "path", e->fts_path, "sha256", sha));
 			break;
 		case FTS_NS:
 		case FTS_DNR:
 		case FTS_ERR:
-			/* The root itself missing fails the task; a file vanishing mid-walk does not. */
+			/* The root itself missing fails the task; a file vanishing mid-walk does
+			 * not. */
 			if (e->fts_level == FTS_ROOTLEVEL) {
 				snprintf(err, errlen, "%s: %s", path, strerror(e->fts_errno));
 				failed = 1;

@@ -54,7 +54,8 @@ static void srv_message(struct chan *ch, uint16_t type, const uint8_t *payload, 
 		CU_ASSERT_EQUAL(agentproto_decode_enrol(o, &m, err, sizeof(err)), 0);
 		CU_ASSERT_STRING_EQUAL(m.hostname, "pc-1");
 		snprintf(f->pubkey, sizeof(f->pubkey), "%s", m.key);
-		send_obj(ch, A_ENROL_OK, json_pack("{s:s, s:s}", "agent_id", "agent-1", "ca", f->ca_pem));
+		send_obj(ch, A_ENROL_OK,
+			 json_pack("{s:s, s:s}", "agent_id", "agent-1", "ca", f->ca_pem));
 		chan_close(ch, "enrolled");
 	} else if (type == A_AUTH) {
 		struct amsg_auth m;
@@ -65,13 +66,15 @@ static void srv_message(struct chan *ch, uint16_t type, const uint8_t *payload, 
 			chan_send_error(ch, PROTO_ERR_UNREGISTERED, "bad signature");
 		} else {
 			chan_set_max_frame(ch, ACONN_FRAME_MAX);
-			send_obj(ch, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", 30,
-							  "policy_version", (json_int_t)5));
+			send_obj(ch, A_AUTH_OK,
+				 json_pack("{s:i, s:I}", "heartbeat", 30, "policy_version",
+					   (json_int_t)5));
 		}
 	} else if (type == A_POLICY_GET) {
 		f->policy_gets++;
-		send_obj(ch, A_POLICY, json_pack("{s:I, s:{s:[s]}}", "version", (json_int_t)5,
-						 "settings", "block_sha256", f->bad_sha));
+		send_obj(ch, A_POLICY,
+			 json_pack("{s:I, s:{s:[s]}}", "version", (json_int_t)5, "settings",
+				   "block_sha256", f->bad_sha));
 		if (f->auths == 1)
 			send_obj(ch, A_COMMAND,
 				 json_pack("{s:I, s:s, s:{s:I, s:s, s:{s:s}}}", "id", (json_int_t)9,
@@ -101,19 +104,18 @@ static void srv_message(struct chan *ch, uint16_t type, const uint8_t *payload, 
 	json_decref(o);
 }
 
-static void srv_close(struct chan *ch, const char *reason, void *arg)
-{
-}
+static void srv_close(struct chan *ch, const char *reason, void *arg) {}
 
 static const struct chan_cbs srv_cbs = { .on_message = srv_message, .on_close = srv_close };
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
 {
 	struct fake *f = arg;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
-		f->base, fd, SSL_new(f->ctx), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(chan_new(f->base, bev, "agent", ACONN_FRAME_PREAUTH, &srv_cbs, f));
+	    f->base, fd, SSL_new(f->ctx), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(
+	    chan_new(f->base, bev, "agent", ACONN_FRAME_PREAUTH, &srv_cbs, f));
 }
 
 /* Runs the loop until *counter reaches want or 20 s pass. */
@@ -148,8 +150,8 @@ static void test_enrol_auth_command(void)
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct evconnlistener *l = evconnlistener_new_bind(
-		f.base, on_accept, &f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
-		(struct sockaddr *)&sin, sizeof(sin));
+	    f.base, on_accept, &f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+	    (struct sockaddr *)&sin, sizeof(sin));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
 	socklen_t slen = sizeof(sin);
 	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen);
@@ -165,8 +167,12 @@ static void test_enrol_auth_command(void)
 	fclose(fp);
 	tls_sha256_hex("evil", 4, f.bad_sha);
 
-	struct aenrol_opts eo = { .state_dir = state, .host = "127.0.0.1", .port = port,
-				  .token = token, .mode = "push", .hostname = "pc-1" };
+	struct aenrol_opts eo = { .state_dir = state,
+				  .host = "127.0.0.1",
+				  .port = port,
+				  .token = token,
+				  .mode = "push",
+				  .hostname = "pc-1" };
 	CU_ASSERT_EQUAL_FATAL(aenrol_run(f.base, &eo, err, sizeof(err)), 0);
 	CU_ASSERT_TRUE(astate_enrolled(state));
 	CU_ASSERT_EQUAL(aenrol_run(f.base, &eo, err, sizeof(err)), -1);

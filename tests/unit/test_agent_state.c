@@ -37,8 +37,11 @@ static void test_identity_roundtrip(void)
 	char *pem = make_ca_pem();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(key);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(pem);
-	struct astate_identity id = { .agent_id = "a-17", .host = "slave.example", .port = 7074,
-				      .mode = "poll", .hostname = "pc-1" };
+	struct astate_identity id = { .agent_id = "a-17",
+				      .host = "slave.example",
+				      .port = 7074,
+				      .mode = "poll",
+				      .hostname = "pc-1" };
 	CU_ASSERT_EQUAL_FATAL(astate_save_identity(dir, &id, key, pem, err, sizeof(err)), 0);
 	CU_ASSERT_TRUE(astate_enrolled(dir));
 	struct stat st;
@@ -84,9 +87,9 @@ static void test_policy_and_seq(void)
 	CU_ASSERT_EQUAL(astate_policy_version(dir), 42);
 	json_t *p = astate_load_policy(dir);
 	CU_ASSERT_STRING_EQUAL(
-		json_string_value(json_array_get(
-			json_object_get(json_object_get(p, "settings"), "block_sha256"), 0)),
-		"00ff");
+	    json_string_value(
+		json_array_get(json_object_get(json_object_get(p, "settings"), "block_sha256"), 0)),
+	    "00ff");
 	json_decref(p);
 	for (int64_t want = 1; want <= 3; want++) {
 		CU_ASSERT_EQUAL(astate_next_seq(dir, &seq, err, sizeof(err)), 0);

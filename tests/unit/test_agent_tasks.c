@@ -36,8 +36,8 @@ static void test_scan(void)
 	CU_ASSERT_EQUAL(symlink(p, link), 0);
 	tls_sha256_hex("malware-sample", strlen("malware-sample"), bad_sha);
 
-	json_t *block = json_pack("[s, s]", bad_sha,
-				  "0000000000000000000000000000000000000000000000000000000000000000");
+	json_t *block = json_pack(
+	    "[s, s]", bad_sha, "0000000000000000000000000000000000000000000000000000000000000000");
 	json_t *det = NULL;
 	json_t *r = tasks_scan(dir, block, &det, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -86,8 +86,7 @@ static void test_inventory(void)
 	CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(r, "os")));
 	size_t i;
 	json_t *a;
-	json_array_foreach(json_object_get(r, "addresses"), i, a)
-	{
+	json_array_foreach (json_object_get(r, "addresses"), i, a) {
 		CU_ASSERT_STRING_NOT_EQUAL(json_string_value(a), "127.0.0.1");
 		CU_ASSERT_STRING_NOT_EQUAL(json_string_value(a), "::1");
 	}
