@@ -103,8 +103,8 @@ json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t err
 		snprintf(err, errlen, "--args must be a JSON object");
 		return NULL;
 	}
-	char *text = json_dumps(a ? a : json_object(), JSON_COMPACT);
-	const char *p[] = { uid, kind, text };
+	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	const char *p[] = { uid, kind, text ? text : "{}" };
 	int rc = db_query_value(db,
 				"INSERT INTO agent_commands (endpoint_id, kind, args) "
 				"SELECT id, $2, $3::jsonb FROM endpoints WHERE uid = $1 "
