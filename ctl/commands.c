@@ -54,6 +54,23 @@ static const struct ctl_option unregister_options[] = {
 	{ 0 },
 };
 
+static const struct ctl_option agent_token_options[] = {
+	{ "group", "group", CTL_OPT_STRING, false, NULL, "PATH" },
+	{ "expires", "expires", CTL_OPT_INT, false, NULL, "SECONDS" },
+	{ 0 },
+};
+
+static const struct ctl_option endpoint_list_options[] = {
+	{ "status", "status", CTL_OPT_STRING, false, NULL, "S" },
+	{ "group", "group", CTL_OPT_STRING, false, NULL, "PATH" },
+	{ 0 },
+};
+
+static const struct ctl_option endpoint_command_options[] = {
+	{ "args", "args", CTL_OPT_JSON_OBJECT, false, NULL, "JSON" },
+	{ 0 },
+};
+
 #define NAME_ARG                                                                                   \
 	{                                                                                          \
 		{                                                                                  \
@@ -121,6 +138,24 @@ static const struct ctl_command command_table[] = {
 	  no_options,
 	  CTL_TIMEOUT_DEFAULT,
 	  "show the last sync sessions and the watermarks" },
+	{ "agent-token create",
+	  "agent-token.create",
+	  { { 0 } },
+	  agent_token_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "make a token agents enrol with on this slave (valid 86400 s unless --expires)" },
+	{ "endpoint list",
+	  "endpoint.list",
+	  { { 0 } },
+	  endpoint_list_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "list this slave's endpoints with their status" },
+	{ "endpoint command",
+	  "endpoint.command",
+	  { { "uid", "UID" }, { "kind", "KIND" } },
+	  endpoint_command_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "queue a command (apply_policy, run_task, sync_now) for an endpoint's agent" },
 	{ "status",
 	  "status",
 	  { { 0 } },

@@ -48,9 +48,12 @@ $4
 XML
 }
 write_conf master hq hq "  <sync-listen address=\"127.0.0.1\" port=\"$mport\" hosts=\"127.0.0.1,localhost\"/>"
+pport=$((mport + 1))
 for s in site-a site-b; do
 	write_conf slave "$s" "${s/-/_}" "  <master host=\"127.0.0.1\" port=\"$mport\"/>
-  <replication interval=\"1800\"/>"
+  <replication interval=\"1800\"/>
+  <push address=\"127.0.0.1\" port=\"$pport\"/>"
+	pport=$((pport + 1))
 done
 
 ctl() { local node=$1; shift; build/strata-ctl -s "$work/$node/admin.sock" "$@"; }

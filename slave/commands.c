@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agents.h"
 #include "link.h"
 #include "log.h"
 #include "slave.h"
@@ -66,6 +67,12 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = store_delete(db, true, args, err, sizeof(err));
 	else if (strcmp(cmd, "task.list") == 0)
 		res = store_list(db, true, err, sizeof(err));
+	else if (strcmp(cmd, "agent-token.create") == 0)
+		res = agents_token_create(db, sl->agent_pki.pin, args, err, sizeof(err));
+	else if (strcmp(cmd, "endpoint.list") == 0)
+		res = agents_endpoint_list(db, args, err, sizeof(err));
+	else if (strcmp(cmd, "endpoint.command") == 0)
+		res = agents_command_create(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "status") == 0)
 		res = cmd_status(sl);
 	else if (strncmp(cmd, "slave.", 6) == 0 || strncmp(cmd, "report.", 7) == 0) {

@@ -86,7 +86,18 @@ int hp_write_config(struct hnode *n, const char *extra_xml)
 	if (n->master)
 		fprintf(f, "  <sync-listen address=\"127.0.0.1\" port=\"%d\" hosts=\"127.0.0.1,localhost\"/>\n",
 			n->port);
-	fprintf(f, "%s\n</server>\n", extra_xml ? extra_xml : "");
+	const char *extra = extra_xml ? extra_xml : "";
+	const char *push = strstr(extra, "<push ");
+	if (!n->master && n->push_port == 0)
+		n->push_port = hp_free_port();
+	if (n->master)
+		fprintf(f, "%s\n</server>\n", extra);
+	else if (push)
+		fprintf(f, "%.*s<push address=\"127.0.0.1\" port=\"%d\" %s\n</server>\n",
+			(int)(push - extra), extra, n->push_port, push + strlen("<push "));
+	else
+		fprintf(f, "  <push address=\"127.0.0.1\" port=\"%d\"/>\n%s\n</server>\n",
+			n->push_port, extra);
 	free(ci);
 	return fclose(f) == 0 ? 0 : -1;
 }

@@ -21,6 +21,7 @@ struct hnode {
 	char log[600];	   /* daemon output */
 	char *dbname;	   /* its database on the test cluster */
 	int port;	   /* master: sync port */
+	int push_port;	   /* slave: its push server's port */
 	pid_t pid;
 };
 
@@ -34,7 +35,11 @@ int hp_master_init(struct hnode *n, const char *name, const char *extra_xml);
 /* Slave node pointing at master_port, replication interval seconds. */
 int hp_slave_init(struct hnode *n, const char *name, int master_port, int interval,
 		  const char *extra_xml);
-/* Rewrites the node's server.xml (same settings, new extra_xml). */
+/*
+ * Rewrites the node's server.xml (same settings, new extra_xml). A slave
+ * always gets <push address="127.0.0.1" port="push_port">; a <push ...>
+ * element in extra_xml gets those two attributes added instead.
+ */
 int hp_write_config(struct hnode *n, const char *extra_xml);
 
 /* Starts the daemon and waits until its admin socket answers (30 s). */

@@ -53,6 +53,10 @@ static const struct build_case cases[] = {
 	{ { "task", "delete", "scan1" }, OK("task.delete", "{\"name\":\"scan1\"}") },
 	{ { "task", "list" }, OK("task.list", "{}") },
 	{ { "report", "endpoints" }, OK("report.endpoints", "{}") },
+	{ { "endpoint", "command", "abc", "sync_now", "--args", "{\"a\":1}" },
+	  OK("endpoint.command", "{\"uid\":\"abc\",\"kind\":\"sync_now\",\"args\":{\"a\":1}}") },
+	{ { "agent-token", "create", "--group", "/lab", "--expires", "600" },
+	  OK("agent-token.create", "{\"group\":\"/lab\",\"expires\":600}") },
 	{ { "register", "--master", "m.example:7073", "--token", "abc.def" },
 	  OK("register", "{\"master\":\"m.example:7073\",\"token\":\"abc.def\"}"),
 	  .timeout_s = 120 },
@@ -211,7 +215,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 17);
+	CU_ASSERT_EQUAL(n, 20);
 }
 
 static void test_find_command(void)

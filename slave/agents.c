@@ -1,0 +1,452 @@
+#include "agents.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "dbjson.h"
+#include "log.h"
+#include "tls.h"
+
+#define TOKEN_TTL_DEFAULT 86400
+#define TOKEN_TTL_MAX (365 * 86400)
+
+static const char *arg_str(json_t *args, const char *key)
+{
+	return json_string_value(json_object_get(args, key));
+}
+
+/* "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
+static bool group_path_valid(const char *p)
+{
+	size_t n = strlen(p);
+	if (n < 2 || n > 255 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//"))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == ' ' || c == '/'))
+			return false;
+	}
+	return true;
+}
+
+json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, char *err,
+			    size_t errlen)
+{
+	struct enrol_token tok;
+	char text[256], hash[TLS_PIN_HEX_LEN + 1], ttl_s[16], expires[64];
+	const char *group = arg_str(args, "group");
+	json_t *ttl_j = json_object_get(args, "expires");
+	json_int_t ttl = ttl_j ? json_integer_value(ttl_j) : TOKEN_TTL_DEFAULT;
+	if (ttl < 60 || ttl > TOKEN_TTL_MAX) {
+		snprintf(err, errlen, "--expires must be 60 to %d seconds", TOKEN_TTL_MAX);
+		return NULL;
+	}
+	if (group && !group_path_valid(group)) {
+		snprintf(err, errlen,
+			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
+			 "'.', '_', '-' or spaces",
+			 group);
+		return NULL;
+	}
+	if (tls_token_make(ca_pin, &tok, text, sizeof(text)) != 0) {
+		snprintf(err, errlen, "cannot make a token");
+		return NULL;
+	}
+	tls_sha256_hex(tok.secret, strlen(tok.secret), hash);
+	snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)ttl);
+	const char *p[] = { tok.id, hash, group, ttl_s };
+	if (db_query_value(db,
+			   "INSERT INTO agent_tokens (id, secret_sha256, group_path, expires_at) "
+			   "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int)) "
+			   "RETURNING expires_at::text",
+			   4, p, expires, sizeof(expires), err, errlen) != 0)
+		return NULL;
+	log_notice("agents: agent token %s issued (group %s, valid %lld s)", tok.id,
+		   group ? group : "none", (long long)ttl);
+	return json_pack("{s:{s:s, s:s, s:s?}}", "fields", "token", text, "expires_at", expires,
+			 "group", group);
+}
+
+json_t *agents_endpoint_list(struct db *db, json_t *args, char *err, size_t errlen)
+{
+	const char *p[] = { arg_str(args, "status"), arg_str(args, "group") };
+	return dbjson_query(db,
+			    "SELECT e.uid, e.hostname, g.path AS \"group\", e.status, e.mode, "
+			    "e.last_seen, e.address, e.agent_version FROM endpoints e "
+			    "LEFT JOIN groups g ON g.id = e.group_id WHERE NOT e.revoked "
+			    "AND ($1::text IS NULL OR e.status = $1) "
+			    "AND ($2::text IS NULL OR g.path = $2 OR left(g.path, length($2) + 1) = $2 || '/') "
+			    "ORDER BY e.hostname, e.uid",
+			    2, p, err, errlen);
+}
+
+json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen)
+{
+	const char *uid = arg_str(args, "uid"), *kind = arg_str(args, "kind");
+	json_t *a = json_object_get(args, "args");
+	char id[24];
+	if (!uid || !kind) {
+		snprintf(err, errlen, "endpoint command needs UID and KIND");
+		return NULL;
+	}
+	if (strcmp(kind, "apply_policy") != 0 && strcmp(kind, "run_task") != 0 &&
+	    strcmp(kind, "sync_now") != 0) {
+		snprintf(err, errlen, "KIND must be apply_policy, run_task or sync_now");
+		return NULL;
+	}
+	if (a && !json_is_object(a)) {
+		snprintf(err, errlen, "--args must be a JSON object");
+		return NULL;
+	}
+	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	const char *p[] = { uid, kind, text ? text : "{}" };
+	int rc = db_query_value(db,
+				"INSERT INTO agent_commands (endpoint_id, kind, args) "
+				"SELECT id, $2, $3::jsonb FROM endpoints WHERE uid = $1 "
+				"AND NOT revoked RETURNING id::text",
+				3, p, id, sizeof(id), err, errlen);
+	free(text);
+	if (rc == 1)
+		snprintf(err, errlen, "no endpoint with uid '%s'", uid);
+	if (rc != 0)
+		return NULL;
+	return json_pack("{s:{s:s, s:s, s:s}}", "fields", "id", id, "uid", uid, "kind", kind);
+}
+
+/* Creates the group and its parents as needed; its id into out (64 chars). */
+static int group_ensure(struct db *db, const char *path, char *out, size_t outlen, char *err,
+			size_t errlen)
+{
+	char prefix[256], parent[256] = "";
+	size_t n = strlen(path);
+	for (size_t i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)i, path);
+		const char *name = strrchr(prefix, '/') + 1;
+		const char *p[] = { parent[0] ? parent : NULL, name, prefix };
+		if (db_exec(db,
+			    "INSERT INTO groups (parent_id, name, path) VALUES "
+			    "((SELECT id FROM groups WHERE path = $1), $2, $3) "
+			    "ON CONFLICT (path) DO NOTHING",
+			    3, p, err, errlen) != 0)
+			return -1;
+		snprintf(parent, sizeof(parent), "%s", prefix);
+	}
+	const char *p[] = { path };
+	return db_query_value(db, "SELECT id::text FROM groups WHERE path = $1", 1, p, out, outlen,
+			      err, errlen) == 0
+		       ? 0
+		       : -1;
+}
+
+/* Checks the token inside the open transaction: 0, 1 refused (err), -1. */
+static int token_check(struct db *db, const char *ca_pin, const char *text, char *group,
+		       size_t grouplen, char *err, size_t errlen)
+{
+	struct enrol_token tok;
+	char hash[TLS_PIN_HEX_LEN + 1], dberr[512];
+	if (tls_token_parse(text, &tok, err, errlen) != 0)
+		return 1;
+	if (strcmp(tok.pin, ca_pin) != 0) {
+		snprintf(err, errlen, "the token was not issued by this slave (CA pin differs)");
+		return 1;
+	}
+	const char *p[] = { tok.id };
+	PGresult *res = db_query(db,
+				 "SELECT secret_sha256, expires_at < now(), uses >= max_uses, "
+				 "group_path, expires_at::text FROM agent_tokens WHERE id = $1 "
+				 "FOR UPDATE",
+				 1, p, dberr, sizeof(dberr));
+	if (!res) {
+		snprintf(err, errlen, "%s", dberr);
+		return -1;
+	}
+	tls_sha256_hex(tok.secret, strlen(tok.secret), hash);
+	int rc = 1;
+	if (PQntuples(res) != 1 ||
+	    CRYPTO_memcmp(hash, PQgetvalue(res, 0, 0), TLS_PIN_HEX_LEN) != 0)
+		snprintf(err, errlen, "unknown agent token");
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+		snprintf(err, errlen, "the agent token expired at %s; ask for a new one",
+			 PQgetvalue(res, 0, 4));
+	else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		snprintf(err, errlen, "the agent token has been used up");
+	else {
+		snprintf(group, grouplen, "%s", PQgetvalue(res, 0, 3));
+		rc = 0;
+	}
+	PQclear(res);
+	if (rc == 0 && db_exec(db, "UPDATE agent_tokens SET uses = uses + 1 WHERE id = $1", 1, p,
+			       err, errlen) != 0)
+		rc = -1;
+	return rc;
+}
+
+int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg_enrol *m,
+		 const char *address, char uid[2 * AGENT_UID_HEX + 1], const char **code,
+		 char *err, size_t errlen)
+{
+	char group[256] = "", group_id[32], used[24];
+	*code = NULL;
+	if (db_begin(db, err, errlen) != 0)
+		return -1;
+	/* The replication lock first (docs/ARCHITECTURE.md) also serialises
+	 * enrolments, so two of them cannot both take the last seat. */
+	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
+		goto fail;
+	int rc = token_check(db, ca_pin, m->token, group, sizeof(group), err, errlen);
+	if (rc != 0) {
+		*code = "token";
+		goto refused;
+	}
+	if (db_query_value(db, "SELECT count(*)::text FROM endpoints WHERE NOT revoked", 0, NULL,
+			   used, sizeof(used), err, errlen) != 0)
+		goto fail;
+	if (atoll(used) >= seats) {
+		*code = "seats";
+		snprintf(err, errlen, "licence seats exhausted (%s of %d used)", used, seats);
+		rc = 1;
+		goto refused;
+	}
+	if (group[0] && group_ensure(db, group, group_id, sizeof(group_id), err, errlen) != 0)
+		goto fail;
+	if (tls_random_hex(uid, AGENT_UID_HEX) != 0) {
+		snprintf(err, errlen, "no random bytes for the endpoint id");
+		goto fail;
+	}
+	const char *p[] = { uid, m->hostname, m->os, m->agent_version, m->mode, m->key,
+			    group[0] ? group_id : NULL, address };
+	if (db_exec(db,
+		    "INSERT INTO endpoints (uid, hostname, os, agent_version, mode, agent_key, "
+		    "group_id, address) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8)",
+		    8, p, err, errlen) != 0 ||
+	    db_commit(db, err, errlen) != 0)
+		goto fail;
+	log_notice("agents: endpoint %s (%s) enrolled from %s%s%s", uid, m->hostname, address,
+		   group[0] ? " into " : "", group);
+	return 0;
+refused:
+	db_rollback(db);
+	if (rc < 0)
+		return -1;
+	if (strcmp(*code, "seats") == 0)
+		log_warnx("agents: enrolment of %s from %s refused: %s", m->hostname, address, err);
+	return 1;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
+		  size_t errlen)
+{
+	const char *p[] = { uid };
+	PGresult *res = db_query(db,
+				 "SELECT id, agent_key, policy_version FROM endpoints WHERE uid = $1 "
+				 "AND NOT revoked AND agent_key IS NOT NULL",
+				 1, p, err, errlen);
+	if (!res)
+		return -1;
+	int rc = 1;
+	if (PQntuples(res) == 1) {
+		out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(out->key, sizeof(out->key), "%s", PQgetvalue(res, 0, 1));
+		out->policy_version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int agents_mark_authed(struct db *db, int64_t id, const char *mode, const char *address,
+		       char *err, size_t errlen)
+{
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	const char *p[] = { ids, mode, strcmp(mode, "poll") == 0 ? "unreachable" : "online",
+			    address };
+	return db_exec(db,
+		       "WITH old AS (SELECT id, status FROM endpoints WHERE id = $1::bigint), "
+		       "upd AS (UPDATE endpoints e SET status = $3, mode = $2, address = $4, "
+		       "last_seen = now() FROM old WHERE e.id = old.id "
+		       "RETURNING e.id, old.status AS was) "
+		       "INSERT INTO events (endpoint_id, kind, severity, details) "
+		       "SELECT id, 'status', 'info', jsonb_build_object('from', was, 'to', $3::text) "
+		       "FROM upd WHERE was <> $3",
+		       4, p, err, errlen);
+}
+
+/* Appends v to a PostgreSQL array literal under construction. */
+static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
+{
+	size_t need = strlen(v) + 2;
+	if (*len + need + 2 > *cap) {
+		size_t ncap = (*cap + need) * 2;
+		char *n = realloc(*buf, ncap);
+		if (!n)
+			return -1;
+		*buf = n;
+		*cap = ncap;
+	}
+	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%s", *len > 1 ? "," : "", v);
+	return 0;
+}
+
+int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double *seen, char *err,
+		      size_t errlen)
+{
+	size_t cap = 64 + n * 24, ilen = 1, tlen = 1;
+	char *ia = malloc(cap), *ta = malloc(cap), v[32];
+	size_t icap = cap, tcap = cap;
+	int rc = -1;
+	if (!ia || !ta)
+		goto out;
+	strcpy(ia, "{");
+	strcpy(ta, "{");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v, sizeof(v), "%" PRId64, ids[i]);
+		if (array_add(&ia, &ilen, &icap, v) != 0)
+			goto out;
+		snprintf(v, sizeof(v), "%.3f", seen[i]);
+		if (array_add(&ta, &tlen, &tcap, v) != 0)
+			goto out;
+	}
+	strcat(ia, "}");
+	strcat(ta, "}");
+	const char *p[] = { ia, ta };
+	/* One statement, so one commit however many agents beat. */
+	rc = db_exec(db,
+		     "UPDATE endpoints e SET last_seen = v.t FROM (SELECT id, to_timestamp(s) AS t "
+		     "FROM unnest($1::bigint[], $2::float8[]) AS u(id, s)) AS v "
+		     "WHERE e.id = v.id AND (e.last_seen IS NULL OR e.last_seen < v.t)",
+		     2, p, err, errlen);
+out:
+	if (rc != 0 && (!ia || !ta))
+		snprintf(err, errlen, "out of memory");
+	free(ia);
+	free(ta);
+	return rc;
+}
+
+int agents_sweep(struct db *db, int heartbeat, int *changed, char *err, size_t errlen)
+{
+	char hb[16], n[24];
+	snprintf(hb, sizeof(hb), "%d", heartbeat);
+	const char *p[] = { hb };
+	if (db_query_value(db,
+			   "WITH gone AS (UPDATE endpoints SET status = 'offline' "
+			   "WHERE status = 'online' AND last_seen < now() - "
+			   "make_interval(secs => 3 * $1::int) RETURNING id), "
+			   "ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
+			   "SELECT id, 'status', 'info', '{\"from\": \"online\", \"to\": \"offline\"}' "
+			   "FROM gone RETURNING 1) SELECT count(*)::text FROM ev",
+			   1, p, n, sizeof(n), err, errlen) != 0)
+		return -1;
+	*changed = atoi(n);
+	return 0;
+}
+
+int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
+		 size_t errlen)
+{
+	char ids[24];
+	char *details = json_dumps(m->details, JSON_COMPACT);
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	const char *p[] = { ids, m->kind, m->severity, m->occurred_at, details };
+	int rc = db_exec(db,
+			 "INSERT INTO events (endpoint_id, kind, severity, occurred_at, details) "
+			 "VALUES ($1::bigint, $2, $3, $4::timestamptz, $5::jsonb)",
+			 5, p, err, errlen);
+	free(details);
+	return rc;
+}
+
+int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *err,
+		  size_t errlen)
+{
+	char ids[24], task[24];
+	char *result = json_dumps(m->result, JSON_COMPACT);
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	snprintf(task, sizeof(task), "%" PRId64, m->task_id);
+	const char *p[] = { task, ids, m->status, result };
+	int rc = db_exec(db,
+			 "INSERT INTO task_results (task_id, endpoint_id, status, result) "
+			 "VALUES ($1::bigint, $2::bigint, $3, $4::jsonb) "
+			 "ON CONFLICT (task_id, endpoint_id) DO UPDATE SET status = EXCLUDED.status, "
+			 "result = EXCLUDED.result, updated_at = now()",
+			 4, p, err, errlen);
+	free(result);
+	return rc;
+}
+
+json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen)
+{
+	PGresult *res = db_query(db,
+				 "SELECT settings::text, (SELECT coalesce(max(version), 0) FROM "
+				 "policies) FROM policies ORDER BY owner = 'local', id",
+				 0, NULL, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *merged = json_object();
+	*version = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *s = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+		if (json_is_object(s))
+			json_object_update(merged, s);
+		json_decref(s);
+		*version = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+	}
+	PQclear(res);
+	return merged;
+}
+
+json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, size_t errlen)
+{
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	const char *p[] = { ids, all ? "true" : "false" };
+	PGresult *res = db_query(db,
+				 "WITH c AS (UPDATE agent_commands SET delivered_at = "
+				 "coalesce(delivered_at, now()) WHERE endpoint_id = $1::bigint "
+				 "AND acked_at IS NULL AND ($2::boolean OR delivered_at IS NULL) "
+				 "RETURNING id, kind, args) SELECT id, kind, args::text FROM c "
+				 "ORDER BY id",
+				 2, p, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *list = json_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *args = json_loads(PQgetvalue(res, i, 2), 0, NULL);
+		json_array_append_new(list, json_pack("{s:I, s:s, s:o}", "id",
+						      (json_int_t)strtoll(PQgetvalue(res, i, 0),
+									  NULL, 10),
+						      "kind", PQgetvalue(res, i, 1), "args",
+						      json_is_object(args) ? args : json_object()));
+		if (args && !json_is_object(args))
+			json_decref(args);
+	}
+	PQclear(res);
+	return list;
+}
+
+int agents_command_ack(struct db *db, int64_t id, int64_t command_id, char *err, size_t errlen)
+{
+	char ids[24], cid[24], n[8];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	snprintf(cid, sizeof(cid), "%" PRId64, command_id);
+	const char *p[] = { ids, cid };
+	int rc = db_query_value(db,
+				"WITH a AS (UPDATE agent_commands SET acked_at = coalesce(acked_at, "
+				"now()) WHERE id = $2::bigint AND endpoint_id = $1::bigint "
+				"RETURNING 1) SELECT count(*)::text FROM a",
+				2, p, n, sizeof(n), err, errlen);
+	if (rc != 0)
+		return -1;
+	return atoi(n) == 1 ? 0 : 1;
+}

@@ -1,0 +1,82 @@
+/*
+ * agents: the database side of the agent channel. Agent tokens,
+ * enrolment (token, seats, the endpoint row and its group), the key
+ * lookup for A_AUTH, status changes with their 'status' events, the
+ * batched last_seen flush, the offline sweep, events, task results, the
+ * effective policy, and the commands waiting for an agent.
+ *
+ * Every function is a blocking call on the given connection and returns
+ * 0 or -1 with the reason in err unless it says otherwise. JSON results
+ * are new references the caller releases.
+ */
+#ifndef STRATA_SLAVE_AGENTS_H
+#define STRATA_SLAVE_AGENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agentproto.h"
+#include "db.h"
+
+#define AGENT_UID_HEX 16 /* random bytes of an endpoint uid: 32 hex chars */
+
+/* agent-token create: {"fields": {"token", "expires_at", "group"}}; NULL with err. */
+json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, char *err,
+			    size_t errlen);
+/* endpoint list [--status S] [--group PATH]: a table; NULL with err. */
+json_t *agents_endpoint_list(struct db *db, json_t *args, char *err, size_t errlen);
+/* endpoint command UID KIND [--args JSON]: {"fields": {"id"}}; NULL with err. */
+json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen);
+
+/*
+ * Enrols an agent. 0 with uid filled; 1 when refused, with *code set to
+ * "token" or "seats" and the reason for the agent in err; -1 on a
+ * database failure.
+ */
+int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg_enrol *m,
+		 const char *address, char uid[2 * AGENT_UID_HEX + 1], const char **code,
+		 char *err, size_t errlen);
+
+struct agent_rec {
+	int64_t id;
+	char key[65];
+	int64_t policy_version;
+};
+/* 0 found, 1 unknown or revoked, -1 database failure. */
+int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
+		  size_t errlen);
+/*
+ * After A_AUTH: status 'online' (push) or 'unreachable' (poll), the mode,
+ * the address, last_seen now, and a 'status' event when the status changed.
+ */
+int agents_mark_authed(struct db *db, int64_t id, const char *mode, const char *address,
+		       char *err, size_t errlen);
+/* One statement for all n last_seen values (epoch seconds). */
+int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double *seen, char *err,
+		      size_t errlen);
+/* Online endpoints silent for 3 heartbeats go offline, with a 'status' event each. */
+int agents_sweep(struct db *db, int heartbeat, int *changed, char *err, size_t errlen);
+
+int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
+		 size_t errlen);
+int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *err,
+		  size_t errlen);
+/*
+ * The effective policy: every policy's settings merged into one object,
+ * master-owned first and local ones over them (local wins a conflict),
+ * each group in id order; version = the highest policy version.
+ */
+json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen);
+
+/*
+ * Commands to send now, marked delivered: [{id, kind, args}] in id order.
+ * all: every unacknowledged one (after A_AUTH); else only those never
+ * delivered (after a notification).
+ */
+json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, size_t errlen);
+/* 0 acknowledged, 1 not a command of this endpoint, -1 database failure. */
+int agents_command_ack(struct db *db, int64_t id, int64_t command_id, char *err, size_t errlen);
+
+#endif

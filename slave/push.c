@@ -1,0 +1,687 @@
+#include "push.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+
+#include "agentproto.h"
+#include "agents.h"
+#include "chan.h"
+#include "log.h"
+#include "proto.h"
+
+/* ERROR codes of the agent channel beyond those of proto.h. */
+#define AGENT_ERR_SEATS "seats"
+#define AGENT_ERR_AUTH "auth"
+#define AGENT_ERR_RATE "rate"
+
+#define FLUSH_MS 1000
+#define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
+
+enum conn_state {
+	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
+	CONN_AUTHED,  /* the agent proved its key */
+	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
+};
+
+static const char *conn_state_name(enum conn_state st)
+{
+	switch (st) {
+	case CONN_PREAUTH:
+		return "PREAUTH";
+	case CONN_AUTHED:
+		return "AUTHED";
+	case CONN_CLOSING:
+		return "CLOSING";
+	}
+	return "?";
+}
+
+struct agent_conn {
+	TAILQ_ENTRY(agent_conn) entry;
+	struct push_server *ps;
+	struct chan *ch;
+	char peer[64];
+	char ip[INET6_ADDRSTRLEN];
+	enum conn_state st;
+	struct agent_rec agent; /* valid once authed */
+	char mode[8];
+	double last_seen; /* epoch seconds of the last heartbeat */
+	bool dirty;	  /* last_seen not written yet */
+	int64_t rate_window_ms;
+	int rate_count;
+};
+
+TAILQ_HEAD(conn_list, agent_conn);
+
+struct push_server {
+	struct daemon *d;
+	const struct agent_pki *pki;
+	struct evconnlistener *listener;
+	struct conn_list conns;
+	int nconns;
+	struct event *flush_ev, *sweep_ev, *notify_ev;
+	struct db *listen_db; /* LISTEN strata_commands */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_epoch(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void conn_enter(struct agent_conn *c, enum conn_state next)
+{
+	if (c->st != next)
+		log_debug("push %s: %s -> %s", c->peer, conn_state_name(c->st),
+			  conn_state_name(next));
+	c->st = next;
+}
+
+static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Logs, sends ERROR {code, message} and closes once it is flushed. */
+static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("push %s: %s: %s", c->peer, code, msg);
+	conn_enter(c, CONN_CLOSING);
+	chan_send_error(c->ch, code, "%s", msg);
+}
+
+/* A database failure: the agent retries later; reconnect for the next one. */
+static void conn_internal(struct agent_conn *c, const char *what, const char *err)
+{
+	log_warnx("push %s: %s: %s", c->peer, what, err);
+	(void)daemon_db_ensure(c->ps->d);
+	conn_enter(c, CONN_CLOSING);
+	chan_send_error(c->ch, PROTO_ERR_INTERNAL, "the slave's database failed; retry later");
+}
+
+static void send_obj(struct agent_conn *c, uint16_t type, json_t *o)
+{
+	if (o)
+		chan_send_json(c->ch, type, o);
+	json_decref(o);
+}
+
+/* Sends the endpoint's waiting commands (all unacknowledged ones, or only new ones). */
+static void deliver(struct agent_conn *c, bool all)
+{
+	char err[512];
+	json_t *list = agents_commands_take(c->ps->d->db, c->agent.id, all, err, sizeof(err));
+	size_t i;
+	json_t *cmd;
+	if (!list) {
+		log_warnx("push %s: cannot read commands for endpoint %" PRId64 ": %s", c->peer,
+			  c->agent.id, err);
+		(void)daemon_db_ensure(c->ps->d);
+		return;
+	}
+	json_array_foreach(list, i, cmd)
+	{
+		log_debug("push %s: command %" PRId64 " (%s) sent", c->peer,
+			  (int64_t)json_integer_value(json_object_get(cmd, "id")),
+			  json_string_value(json_object_get(cmd, "kind")));
+		chan_send_json(c->ch, A_COMMAND, cmd);
+	}
+	json_decref(list);
+}
+
+static void on_enrol(struct agent_conn *c, json_t *o)
+{
+	struct amsg_enrol m;
+	char err[1024], uid[2 * AGENT_UID_HEX + 1];
+	const char *code;
+	if (agentproto_decode_enrol(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (m.proto != AGENT_PROTO_VERSION) {
+		conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
+			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
+		return;
+	}
+	int rc = agents_enrol(c->ps->d->db, c->ps->pki->pin, c->ps->d->cfg.seats, &m, c->ip, uid,
+			      &code, err, sizeof(err));
+	if (rc == 1) {
+		conn_fail(c, code, "%s", err);
+		return;
+	}
+	if (rc != 0) {
+		conn_internal(c, "enrolment", err);
+		return;
+	}
+	send_obj(c, A_ENROL_OK, json_pack("{s:s, s:s}", "agent_id", uid, "ca", c->ps->pki->ca_pem));
+	conn_enter(c, CONN_CLOSING);
+	chan_close(c->ch, "enrolment done");
+}
+
+static struct agent_conn *find_authed(struct push_server *ps, int64_t id)
+{
+	struct agent_conn *c;
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	if (c->st == CONN_AUTHED && c->agent.id == id)
+		return c;
+	return NULL;
+}
+
+static void on_auth(struct agent_conn *c, json_t *o)
+{
+	struct amsg_auth m;
+	char err[1024];
+	struct cfg *cfg = &c->ps->d->cfg;
+	if (agentproto_decode_auth(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (m.proto != AGENT_PROTO_VERSION) {
+		conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
+			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
+		return;
+	}
+	int rc = agents_lookup(c->ps->d->db, m.agent_id, &c->agent, err, sizeof(err));
+	if (rc < 0) {
+		conn_internal(c, "agent lookup", err);
+		return;
+	}
+	if (rc == 1) {
+		conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; enrol "
+			  "again with a new token", m.agent_id);
+		return;
+	}
+	if (agentproto_verify(chan_ssl(c->ch), c->agent.key, m.sig) != 0) {
+		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
+		return;
+	}
+	struct agent_conn *old = find_authed(c->ps, c->agent.id);
+	if (old) {
+		conn_enter(old, CONN_CLOSING);
+		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
+	}
+	if (agents_mark_authed(c->ps->d->db, c->agent.id, m.mode, c->ip, err, sizeof(err)) != 0) {
+		conn_internal(c, "status update", err);
+		return;
+	}
+	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
+	chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
+	/* Three missed heartbeats end the connection as they end "online". */
+	chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
+	conn_enter(c, CONN_AUTHED);
+	log_info("push %s: endpoint %s authenticated (%s mode)", c->peer, m.agent_id, m.mode);
+	send_obj(c, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", cfg->heartbeat_interval,
+					 "policy_version", (json_int_t)c->agent.policy_version));
+	deliver(c, true);
+}
+
+static void on_heartbeat(struct agent_conn *c, json_t *o)
+{
+	int64_t t = now_ms();
+	if (json_object_size(o) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_HEARTBEAT must be {}");
+		return;
+	}
+	if (t - c->rate_window_ms >= 1000) {
+		c->rate_window_ms = t;
+		c->rate_count = 0;
+	}
+	if (++c->rate_count > HEARTBEAT_BURST) {
+		conn_fail(c, AGENT_ERR_RATE, "more than %d heartbeats in one second",
+			  HEARTBEAT_BURST);
+		return;
+	}
+	c->last_seen = now_epoch();
+	c->dirty = true;
+}
+
+static void on_event(struct agent_conn *c, json_t *o)
+{
+	struct amsg_event m;
+	char err[1024];
+	if (agentproto_decode_event(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (agents_event(c->ps->d->db, c->agent.id, &m, err, sizeof(err)) != 0) {
+		/* A bad time string is the agent's fault, not the database's. */
+		if (strncmp(db_last_sqlstate(c->ps->d->db), "22", 2) == 0)
+			conn_fail(c, PROTO_ERR_PROTOCOL, "A_EVENT: %s", err);
+		else
+			conn_internal(c, "event", err);
+		return;
+	}
+	send_obj(c, A_EVENT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
+}
+
+static void on_result(struct agent_conn *c, json_t *o)
+{
+	struct amsg_result m;
+	char err[1024];
+	if (agentproto_decode_result(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (agents_result(c->ps->d->db, c->agent.id, &m, err, sizeof(err)) != 0) {
+		conn_internal(c, "task result", err);
+		return;
+	}
+	send_obj(c, A_RESULT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
+}
+
+static void on_command_ack(struct agent_conn *c, json_t *o)
+{
+	int64_t id;
+	char err[1024];
+	if (agentproto_decode_ack(o, "id", &id, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: %s", err);
+		return;
+	}
+	int rc = agents_command_ack(c->ps->d->db, c->agent.id, id, err, sizeof(err));
+	if (rc < 0)
+		conn_internal(c, "command ack", err);
+	else if (rc == 1)
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: no command %" PRId64
+			  " for this endpoint", id);
+}
+
+static void on_policy_get(struct agent_conn *c, json_t *o)
+{
+	char err[1024];
+	int64_t version;
+	if (json_object_size(o) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_POLICY_GET must be {}");
+		return;
+	}
+	json_t *settings = agents_policy(c->ps->d->db, &version, err, sizeof(err));
+	if (!settings) {
+		conn_internal(c, "policy", err);
+		return;
+	}
+	send_obj(c, A_POLICY, json_pack("{s:I, s:o}", "version", (json_int_t)version, "settings",
+					settings));
+}
+
+static void on_bye(struct agent_conn *c, json_t *o)
+{
+	if (json_object_size(o) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_BYE must be {}");
+		return;
+	}
+	deliver(c, false);
+	send_obj(c, A_BYE_OK, json_object());
+	conn_enter(c, CONN_CLOSING);
+	chan_close(c->ch, "agent said bye");
+}
+
+static enum agent_state proto_state(enum conn_state st)
+{
+	return st == CONN_AUTHED ? AST_SERVER_AUTHED : AST_SERVER_PREAUTH;
+}
+
+static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
+		       void *arg)
+{
+	struct agent_conn *c = arg;
+	char err[512];
+	if (c->st == CONN_CLOSING)
+		return;
+	json_t *o = proto_parse_json(payload, len, err, sizeof(err));
+	if (!o) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s: %s", agentproto_msg_name(type), err);
+		return;
+	}
+	if (type == MSG_ERROR) {
+		struct msg_error e;
+		if (proto_decode_error(o, &e, err, sizeof(err)) == 0)
+			log_info("push %s: agent reported %s: %s", c->peer, e.code, e.message);
+		conn_enter(c, CONN_CLOSING);
+		chan_close(ch, "agent sent ERROR");
+	} else if (!agentproto_allowed(proto_state(c->st), type)) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
+			  agentproto_msg_name(type), type, conn_state_name(c->st));
+	} else {
+		switch (type) {
+		case A_ENROL:
+			on_enrol(c, o);
+			break;
+		case A_AUTH:
+			on_auth(c, o);
+			break;
+		case A_HEARTBEAT:
+			on_heartbeat(c, o);
+			break;
+		case A_EVENT:
+			on_event(c, o);
+			break;
+		case A_RESULT:
+			on_result(c, o);
+			break;
+		case A_COMMAND_ACK:
+			on_command_ack(c, o);
+			break;
+		case A_POLICY_GET:
+			on_policy_get(c, o);
+			break;
+		case A_BYE:
+			on_bye(c, o);
+			break;
+		default:
+			conn_fail(c, PROTO_ERR_PROTOCOL, "unexpected message %s",
+				  agentproto_msg_name(type));
+		}
+	}
+	json_decref(o);
+}
+
+static void flush_one(struct push_server *ps, struct agent_conn *c)
+{
+	char err[512];
+	if (agents_flush_seen(ps->d->db, 1, &c->agent.id, &c->last_seen, err, sizeof(err)) != 0)
+		log_warnx("push %s: cannot record last_seen: %s", c->peer, err);
+	c->dirty = false;
+}
+
+static void on_close(struct chan *ch, const char *reason, void *arg)
+{
+	struct agent_conn *c = arg;
+	struct push_server *ps = c->ps;
+	if (c->dirty)
+		flush_one(ps, c);
+	log_info("push %s: closed: %s", c->peer, reason);
+	TAILQ_REMOVE(&ps->conns, c, entry);
+	ps->nconns--;
+	free(c);
+}
+
+static const struct chan_cbs conn_cbs = {
+	.on_message = on_message,
+	.on_close = on_close,
+};
+
+static void peer_name(struct sockaddr *sa, char *ip, size_t iplen, int *port)
+{
+	snprintf(ip, iplen, "?");
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	struct push_server *ps = arg;
+	struct agent_conn *c = calloc(1, sizeof(*c));
+	int port;
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	peer_name(sa, c->ip, sizeof(c->ip), &port);
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", c->ip, port);
+	SSL *ssl = SSL_new(ps->pki->ctx);
+	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(ps->d->base, fd, ssl,
+								       BUFFEREVENT_SSL_ACCEPTING,
+								       BEV_OPT_CLOSE_ON_FREE)
+				      : NULL;
+	if (!bev) {
+		log_warnx("push %s: cannot set up TLS", c->peer);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->ps = ps;
+	c->st = CONN_PREAUTH;
+	c->ch = chan_new(ps->d->base, bev, c->peer, (uint32_t)ps->d->cfg.frame_max_preauth,
+			 &conn_cbs, c);
+	if (!c->ch) {
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&ps->conns, c, entry);
+	ps->nconns++;
+	chan_set_timeout(c->ch, ps->d->cfg.handshake_timeout);
+	if (ps->nconns > ps->d->cfg.push_max_connections) {
+		log_warnx("push %s: refused, %d connections open (limit %d)", c->peer,
+			  ps->nconns - 1, ps->d->cfg.push_max_connections);
+		conn_enter(c, CONN_CLOSING);
+		chan_send_error(c->ch, PROTO_ERR_BUSY, "the push server is full; retry later");
+	}
+}
+
+/* Writes every changed last_seen in one statement. */
+static void flush_seen(struct push_server *ps)
+{
+	struct agent_conn *c;
+	size_t n = 0, i = 0;
+	char err[512];
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	n += c->dirty;
+	if (n == 0)
+		return;
+	int64_t *ids = malloc(n * sizeof(*ids));
+	double *seen = malloc(n * sizeof(*seen));
+	if (!ids || !seen)
+		goto out;
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	{
+		if (!c->dirty)
+			continue;
+		ids[i] = c->agent.id;
+		seen[i++] = c->last_seen;
+	}
+	if (agents_flush_seen(ps->d->db, n, ids, seen, err, sizeof(err)) != 0) {
+		log_warnx("push: cannot record last_seen of %zu endpoints: %s", n, err);
+		(void)daemon_db_ensure(ps->d);
+		goto out;
+	}
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	c->dirty = false;
+out:
+	free(ids);
+	free(seen);
+}
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+	flush_seen(arg);
+}
+
+static void listen_commands(struct push_server *ps);
+
+static void sweep_schedule(struct push_server *ps)
+{
+	struct timeval tv = { ps->d->cfg.heartbeat_interval, 0 };
+	event_add(ps->sweep_ev, &tv);
+}
+
+static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct push_server *ps = arg;
+	char err[512];
+	int changed;
+	/* Heartbeats still in memory must count before anyone is called silent. */
+	flush_seen(ps);
+	if (agents_sweep(ps->d->db, ps->d->cfg.heartbeat_interval, &changed, err, sizeof(err)) != 0) {
+		log_warnx("push: offline sweep failed: %s", err);
+		(void)daemon_db_ensure(ps->d);
+	} else if (changed > 0) {
+		log_info("push: %d endpoints went offline (no heartbeat for %d s)", changed,
+			 3 * ps->d->cfg.heartbeat_interval);
+	}
+	if (!ps->notify_ev)
+		listen_commands(ps);
+	sweep_schedule(ps);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	struct push_server *ps = arg;
+	PGconn *conn = db_conn(ps->listen_db);
+	PGnotify *n;
+	if (PQconsumeInput(conn) != 1) {
+		log_warnx("push: command listener connection lost: %s", PQerrorMessage(conn));
+		event_free(ps->notify_ev);
+		ps->notify_ev = NULL;
+		return;
+	}
+	while ((n = PQnotifies(conn)) != NULL) {
+		struct agent_conn *c = find_authed(ps, strtoll(n->extra, NULL, 10));
+		if (c)
+			deliver(c, false);
+		PQfreemem(n);
+	}
+}
+
+/* (Re)opens the LISTEN connection; the sweep timer retries after a failure. */
+static void listen_commands(struct push_server *ps)
+{
+	char err[512];
+	struct agent_conn *c;
+	if (!ps->listen_db) {
+		ps->listen_db = db_connect(ps->d->cfg.db_conninfo, 1, 1, err, sizeof(err));
+		if (!ps->listen_db) {
+			log_warnx("push: command listener: %s", err);
+			return;
+		}
+	} else if (!db_alive(ps->listen_db) && db_reconnect(ps->listen_db, err, sizeof(err)) != 0) {
+		log_warnx("push: command listener: %s", err);
+		return;
+	}
+	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0) {
+		log_warnx("push: command listener: %s", err);
+		return;
+	}
+	ps->notify_ev = event_new(ps->d->base, PQsocket(db_conn(ps->listen_db)),
+				  EV_READ | EV_PERSIST, on_notify, ps);
+	if (!ps->notify_ev || event_add(ps->notify_ev, NULL) != 0) {
+		log_warnx("push: command listener: cannot watch the socket");
+		event_free(ps->notify_ev);
+		ps->notify_ev = NULL;
+		return;
+	}
+	/* Notifications sent while nobody listened are lost: look again. */
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	if (c->st == CONN_AUTHED)
+		deliver(c, false);
+}
+
+static int open_listener(struct push_server *ps, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
+	const struct cfg *cfg = &ps->d->cfg;
+	char port[8];
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
+	snprintf(port, sizeof(port), "%d", cfg->push_port);
+	int rc = evutil_getaddrinfo(cfg->push_address, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "push address '%s': %s", cfg->push_address,
+			 evutil_gai_strerror(rc));
+		return -1;
+	}
+	ps->listener = evconnlistener_new_bind(ps->d->base, on_accept, ps,
+					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						       LEV_OPT_CLOSE_ON_EXEC,
+					       512, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (!ps->listener) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->push_address,
+			 cfg->push_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return -1;
+	}
+	return 0;
+}
+
+struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, char *err,
+			       size_t errlen)
+{
+	struct push_server *ps = calloc(1, sizeof(*ps));
+	struct timeval flush = { 0, FLUSH_MS * 1000 };
+	if (!ps) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ps->d = d;
+	ps->pki = pki;
+	TAILQ_INIT(&ps->conns);
+	if (open_listener(ps, err, errlen) != 0) {
+		free(ps);
+		return NULL;
+	}
+	ps->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_timer, ps);
+	ps->sweep_ev = evtimer_new(d->base, on_sweep_timer, ps);
+	if (!ps->flush_ev || !ps->sweep_ev) {
+		snprintf(err, errlen, "out of memory");
+		push_shutdown(ps);
+		push_free(ps);
+		return NULL;
+	}
+	event_add(ps->flush_ev, &flush);
+	sweep_schedule(ps);
+	listen_commands(ps);
+	log_notice("push: listening for agents on %s:%d (TLS 1.3), heartbeat %d s",
+		   d->cfg.push_address, d->cfg.push_port, d->cfg.heartbeat_interval);
+	return ps;
+}
+
+void push_shutdown(struct push_server *ps)
+{
+	struct agent_conn *c;
+	if (!ps)
+		return;
+	if (ps->listener) {
+		evconnlistener_free(ps->listener);
+		ps->listener = NULL;
+	}
+	flush_seen(ps);
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	{
+		conn_enter(c, CONN_CLOSING);
+		chan_close(c->ch, "slave shutting down");
+	}
+}
+
+void push_free(struct push_server *ps)
+{
+	if (!ps)
+		return;
+	if (ps->flush_ev)
+		event_free(ps->flush_ev);
+	if (ps->sweep_ev)
+		event_free(ps->sweep_ev);
+	if (ps->notify_ev)
+		event_free(ps->notify_ev);
+	if (ps->listen_db)
+		db_close(ps->listen_db);
+	free(ps);
+}

@@ -1,0 +1,36 @@
+/*
+ * push: the slave's push server for agents (agentproto.h), a TLS 1.3
+ * listener on <push address port> in the daemon's event loop.
+ *
+ * Each connection has its own state (pre-auth, authed, closing) and
+ * refers to the server only through its struct push_server, never to
+ * globals, so the connection code can later run in worker processes
+ * that share the port with SO_REUSEPORT.
+ *
+ * Heartbeats only touch memory; a 1 s timer writes every changed
+ * last_seen in one statement. Every heartbeat interval a sweep marks
+ * silent agents offline. A second database connection LISTENs on
+ * strata_commands so a new command reaches a connected agent at once.
+ */
+#ifndef STRATA_SLAVE_PUSH_H
+#define STRATA_SLAVE_PUSH_H
+
+#include <stddef.h>
+
+#include "agentpki.h"
+#include "daemon.h"
+
+struct push_server;
+
+/*
+ * Listens and starts the timers and the command listener. d and pki must
+ * outlive the server. NULL with err when the port cannot be opened.
+ */
+struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, char *err,
+			       size_t errlen);
+/* Stops listening and closes every connection (their close runs from the loop). */
+void push_shutdown(struct push_server *ps);
+/* Frees the server after the loop ran the connections' closes. NULL is fine. */
+void push_free(struct push_server *ps);
+
+#endif

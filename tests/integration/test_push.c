@@ -1,0 +1,523 @@
+/*
+ * The slave's push server against a small agent written here with
+ * OpenSSL: enrolment, the key proof, heartbeats written in batches,
+ * commands live and after reconnecting, events, refusals, the heartbeat
+ * rate limit and the offline sweep.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <jansson.h>
+
+#include "agentproto.h"
+#include "harness_pg.h"
+#include "harness_proc.h"
+#include "harness_tls.h"
+#include "proto.h"
+#include "tls.h"
+
+static struct hnode slave, small; /* small: one licence seat */
+
+struct agent {
+	EVP_PKEY *key;
+	char pub[65];
+	char id[65];
+};
+
+static int suite_init(void)
+{
+	if (hpg_require() != 0)
+		return -1;
+	if (hp_slave_init(&slave, "push-a", hp_free_port(), 1800, "  <push heartbeat=\"5\"/>") !=
+		    0 ||
+	    hp_start(&slave) != 0)
+		return -1;
+	if (hp_slave_init(&small, "push-b", hp_free_port(), 1800, "  <licence seats=\"1\"/>") != 0 ||
+	    hp_start(&small) != 0)
+		return -1;
+	return 0;
+}
+
+static int suite_clean(void)
+{
+	hp_cleanup(&slave);
+	hp_cleanup(&small);
+	return 0;
+}
+
+/* A new agent token from strata-ctl, malloc'd. */
+static char *make_token(struct hnode *n)
+{
+	char *out = NULL, *tok = NULL;
+	if (hp_ctl(n, &out, "agent-token", "create", "--group", "/lab/rack1", NULL) == 0) {
+		char *p = strstr(out, "stk1.");
+		if (p)
+			tok = strndup(p, strcspn(p, " \t\r\n\",|"));
+	}
+	free(out);
+	return tok;
+}
+
+static SSL *connect_pinned(struct hnode *n, const char *token)
+{
+	char err[512];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)n->push_port) };
+	struct timeval tv = { .tv_sec = 5 };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return NULL;
+	}
+	SSL_CTX *ctx = tls_client_ctx_pinned(err, sizeof(err));
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+	SSL_CTX_free(ctx);
+	X509 *ca = NULL;
+	const char *pin = token + strlen(token) - TLS_PIN_HEX_LEN;
+	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1 ||
+	    tls_check_pin(ssl, pin, &ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "test agent: TLS to the push port failed: %s\n", err);
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	X509_free(ca);
+	return ssl;
+}
+
+static int send_json(SSL *ssl, uint16_t type, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	int rc = ht_send_str(ssl, type, s);
+	free(s);
+	json_decref(o);
+	return rc;
+}
+
+/* Next frame as JSON; type 0 when the connection closed or timed out. */
+static json_t *recv_json(SSL *ssl, uint16_t *type)
+{
+	char *payload = NULL;
+	size_t len;
+	*type = 0;
+	if (ht_recv(ssl, type, &payload, &len) != 0) {
+		*type = 0;
+		return NULL;
+	}
+	json_t *o = json_loads(payload, 0, NULL);
+	free(payload);
+	return o;
+}
+
+/* True when the next frame is ERROR with this code and the connection then closes. */
+static bool expect_error(SSL *ssl, const char *code)
+{
+	uint16_t type;
+	json_t *o = recv_json(ssl, &type);
+	const char *c = json_string_value(json_object_get(o, "code"));
+	bool ok = type == MSG_ERROR && c && strcmp(c, code) == 0;
+	if (!ok)
+		fprintf(stderr, "expected ERROR %s, got type %u %s\n", code, type,
+			c ? c : "(no code)");
+	json_decref(o);
+	return ok && ht_wait_closed(ssl, NULL);
+}
+
+static json_t *enrol_msg(struct agent *a, const char *token)
+{
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s}", "proto", AGENT_PROTO_VERSION,
+			 "token", token, "key", a->pub, "hostname", "host-test", "os", "linux",
+			 "agent_version", "1.0.0", "mode", "push");
+}
+
+static bool agent_new(struct agent *a)
+{
+	char err[256];
+	memset(a, 0, sizeof(*a));
+	a->key = tls_key_generate(err, sizeof(err));
+	return a->key && agentproto_pubkey_hex(a->key, a->pub) == 0;
+}
+
+/* Enrols; true with a->id set. */
+static bool agent_enrol(struct hnode *n, struct agent *a, const char *token)
+{
+	uint16_t type;
+	SSL *ssl = connect_pinned(n, token);
+	if (!ssl || send_json(ssl, A_ENROL, enrol_msg(a, token)) != 0) {
+		ht_close(ssl);
+		return false;
+	}
+	json_t *o = recv_json(ssl, &type);
+	struct amsg_enrol_ok m;
+	char err[256];
+	bool ok = type == A_ENROL_OK && agentproto_decode_enrol_ok(o, &m, err, sizeof(err)) == 0 &&
+		  strstr(m.ca, "BEGIN CERTIFICATE");
+	if (ok)
+		snprintf(a->id, sizeof(a->id), "%s", m.agent_id);
+	json_decref(o);
+	ok = ok && ht_wait_closed(ssl, NULL);
+	ht_close(ssl);
+	return ok;
+}
+
+static json_t *auth_msg(SSL *ssl, struct agent *a)
+{
+	char sig[129];
+	if (agentproto_sign(ssl, a->key, sig) != 0)
+		return NULL;
+	return json_pack("{s:i, s:s, s:s, s:s}", "proto", AGENT_PROTO_VERSION, "agent_id", a->id,
+			 "sig", sig, "mode", "push");
+}
+
+/* Connects and authenticates; the SSL after A_AUTH_OK, or NULL. */
+static SSL *agent_auth(struct hnode *n, struct agent *a, const char *token)
+{
+	uint16_t type;
+	SSL *ssl = connect_pinned(n, token);
+	if (!ssl || send_json(ssl, A_AUTH, auth_msg(ssl, a)) != 0) {
+		ht_close(ssl);
+		return NULL;
+	}
+	json_t *o = recv_json(ssl, &type);
+	struct amsg_auth_ok m;
+	char err[256];
+	bool ok = type == A_AUTH_OK && agentproto_decode_auth_ok(o, &m, err, sizeof(err)) == 0 &&
+		  m.heartbeat == 5;
+	json_decref(o);
+	if (!ok) {
+		fprintf(stderr, "A_AUTH answered with type %u\n", type);
+		ht_close(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+static long long q_ll(struct hnode *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static long long q_ll(struct hnode *n, const char *fmt, ...)
+{
+	char sql[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return hp_query_ll(n, sql);
+}
+
+static void test_enrol_auth_online(void)
+{
+	struct agent a;
+	char *out = NULL;
+	uint16_t type;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a));
+	CU_ASSERT_FATAL(agent_enrol(&slave, &a, token));
+	CU_ASSERT_EQUAL(strlen(a.id), 32);
+	SSL *ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "--json", "endpoint", "list", NULL), 0);
+	json_t *list = json_loads(out ? out : "", 0, NULL);
+	char *dump = json_dumps(list, JSON_COMPACT);
+	CU_ASSERT_PTR_NOT_NULL(dump && strstr(dump, a.id));
+	CU_ASSERT_PTR_NOT_NULL(dump && strstr(dump, "online"));
+	CU_ASSERT_PTR_NOT_NULL(dump && strstr(dump, "/lab/rack1"));
+	free(dump);
+	json_decref(list);
+	free(out);
+	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM events e JOIN endpoints p ON "
+			     "p.id = e.endpoint_id WHERE p.uid = '%s' AND e.kind = 'status' AND "
+			     "e.details->>'to' = 'online'", a.id), 1);
+	CU_ASSERT_EQUAL(send_json(ssl, A_POLICY_GET, json_object()), 0);
+	json_t *o = recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(type, A_POLICY);
+	json_decref(o);
+	CU_ASSERT_EQUAL(send_json(ssl, A_BYE, json_object()), 0);
+	o = recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(type, A_BYE_OK);
+	json_decref(o);
+	CU_ASSERT(ht_wait_closed(ssl, NULL));
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+static long long commits(void)
+{
+	return q_ll(&slave, "SELECT xact_commit FROM pg_stat_database WHERE datname = '%s'",
+		    slave.dbname);
+}
+
+#define HB_AGENTS 25
+#define HB_EACH 8
+
+static void test_heartbeats_batched(void)
+{
+	struct agent a[HB_AGENTS];
+	SSL *ssl[HB_AGENTS] = { 0 };
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	for (int i = 0; i < HB_AGENTS; i++) {
+		CU_ASSERT_FATAL(agent_new(&a[i]) && agent_enrol(&slave, &a[i], token));
+		ssl[i] = agent_auth(&slave, &a[i], token);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ssl[i]);
+	}
+	sleep(2);
+	long long seen0 = q_ll(&slave, "SELECT count(*) FROM endpoints WHERE last_seen > now() - "
+			       "interval '1 second'%s", "");
+	/* Statistics arrive late: wait until the enrolments' commits are all counted. */
+	long long before = commits(), prev;
+	for (int i = 0; i < 20; i++) {
+		prev = before;
+		usleep(1200 * 1000);
+		before = commits();
+		if (before - prev <= 2)
+			break;
+	}
+	for (int k = 0; k < HB_EACH; k++)
+		for (int i = 0; i < HB_AGENTS; i++)
+			CU_ASSERT_EQUAL(ht_send_str(ssl[i], A_HEARTBEAT, "{}"), 0);
+	sleep(3);
+	long long seen1 = q_ll(&slave, "SELECT count(*) FROM endpoints WHERE last_seen > now() - "
+			       "interval '3 seconds'%s", "");
+	long long after = commits();
+	CU_ASSERT_EQUAL(seen0, 0);
+	CU_ASSERT(seen1 >= HB_AGENTS);
+	/* 200 heartbeats; the flush timer, a sweep and this test's own queries make a handful. */
+	CU_ASSERT(after - before < 25);
+	fprintf(stderr, "heartbeats: %d sent, %lld commits\n", HB_AGENTS * HB_EACH, after - before);
+	for (int i = 0; i < HB_AGENTS; i++) {
+		ht_close(ssl[i]);
+		EVP_PKEY_free(a[i].key);
+	}
+	free(token);
+}
+
+static char *wait_uid;
+static bool command_acked(void *arg)
+{
+	return q_ll(&slave, "SELECT count(*) FROM agent_commands c JOIN endpoints e ON e.id = "
+		    "c.endpoint_id WHERE e.uid = '%s' AND acked_at IS NOT NULL", wait_uid) >= *(int *)arg;
+}
+
+/* Reads the next A_COMMAND (5 s), checks its kind and acknowledges it. */
+static bool take_command(SSL *ssl, const char *kind)
+{
+	uint16_t type;
+	struct amsg_command m;
+	char err[256];
+	json_t *o = recv_json(ssl, &type);
+	bool ok = type == A_COMMAND && agentproto_decode_command(o, &m, err, sizeof(err)) == 0 &&
+		  strcmp(m.kind, kind) == 0;
+	if (ok)
+		ok = send_json(ssl, A_COMMAND_ACK, json_pack("{s:I}", "id", (json_int_t)m.id)) == 0;
+	json_decref(o);
+	return ok;
+}
+
+static void test_commands(void)
+{
+	struct agent a;
+	int one = 1, two = 2;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	wait_uid = a.id;
+	SSL *ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", a.id, "sync_now", "--args",
+			       "{\"why\":\"test\"}", NULL),
+			0);
+	CU_ASSERT(take_command(ssl, "sync_now"));
+	CU_ASSERT(hp_wait(command_acked, &one, 10));
+	ht_close(ssl);
+
+	/* Queued while the agent is away, delivered after its next A_AUTH. */
+	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", a.id, "apply_policy", NULL), 0);
+	ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT(take_command(ssl, "apply_policy"));
+	CU_ASSERT(hp_wait(command_acked, &two, 10));
+	CU_ASSERT_NOT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", a.id, "reboot", NULL), 0);
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+static void test_event(void)
+{
+	struct agent a;
+	uint16_t type;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	SSL *ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(send_json(ssl, A_EVENT,
+				  json_pack("{s:i, s:s, s:s, s:s, s:{s:s}}", "seq", 7, "kind",
+					    "malware", "severity", "high", "occurred_at",
+					    "2024-05-01T10:00:00Z", "details", "file", "/tmp/x")),
+			0);
+	json_t *o = recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(type, A_EVENT_ACK);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "seq")), 7);
+	json_decref(o);
+	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM events e JOIN endpoints p ON p.id = "
+			     "e.endpoint_id WHERE p.uid = '%s' AND kind = 'malware' AND "
+			     "severity = 'high' AND details->>'file' = '/tmp/x'", a.id), 1);
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+static void test_token_refused(void)
+{
+	struct agent a;
+	char bad[256];
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a));
+	/* Same id and pin, another secret. */
+	snprintf(bad, sizeof(bad), "%s", token);
+	char *secret = strchr(strchr(bad, '.') + 1, '.') + 1;
+	secret[0] = secret[0] == 'a' ? 'b' : 'a';
+	SSL *ssl = connect_pinned(&slave, bad);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&a, bad)), 0);
+	CU_ASSERT(expect_error(ssl, "token"));
+	ht_close(ssl);
+
+	CU_ASSERT_EQUAL(q_ll(&slave, "UPDATE agent_tokens SET expires_at = now() - interval "
+			     "'1 minute' WHERE id = split_part('%s', '.', 2) RETURNING 1", token), 1);
+	ssl = connect_pinned(&slave, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&a, token)), 0);
+	CU_ASSERT(expect_error(ssl, "token"));
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+static void test_seats(void)
+{
+	struct agent a, b;
+	char *token = make_token(&small);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_new(&b));
+	CU_ASSERT(agent_enrol(&small, &a, token));
+	SSL *ssl = connect_pinned(&small, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&b, token)), 0);
+	CU_ASSERT(expect_error(ssl, "seats"));
+	ht_close(ssl);
+	CU_ASSERT(hp_wait_log(&small, "licence seats exhausted (1 of 1 used)", 5));
+	EVP_PKEY_free(a.key);
+	EVP_PKEY_free(b.key);
+	free(token);
+}
+
+static void test_auth_refused(void)
+{
+	struct agent a, ghost;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token) && agent_new(&ghost));
+	snprintf(ghost.id, sizeof(ghost.id), "00000000000000000000000000000000");
+	SSL *ssl = connect_pinned(&slave, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(send_json(ssl, A_AUTH, auth_msg(ssl, &ghost)), 0);
+	CU_ASSERT(expect_error(ssl, "unregistered"));
+	ht_close(ssl);
+
+	/* A proof made for one TLS session does not open another. */
+	SSL *first = connect_pinned(&slave, token), *second = connect_pinned(&slave, token);
+	CU_ASSERT_FATAL(first && second);
+	CU_ASSERT_EQUAL(send_json(second, A_AUTH, auth_msg(first, &a)), 0);
+	CU_ASSERT(expect_error(second, "auth"));
+	ht_close(first);
+	ht_close(second);
+	EVP_PKEY_free(a.key);
+	EVP_PKEY_free(ghost.key);
+	free(token);
+}
+
+static void test_heartbeat_preauth(void)
+{
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	SSL *ssl = connect_pinned(&slave, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(ht_send_str(ssl, A_HEARTBEAT, "{}"), 0);
+	CU_ASSERT(expect_error(ssl, "protocol"));
+	ht_close(ssl);
+	free(token);
+}
+
+static void test_heartbeat_flood(void)
+{
+	struct agent a;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	SSL *ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	for (int i = 0; i < 30; i++)
+		(void)ht_send_str(ssl, A_HEARTBEAT, "{}");
+	CU_ASSERT(expect_error(ssl, "rate"));
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+static char *offline_uid;
+static bool went_offline(void *arg)
+{
+	return q_ll(&slave, "SELECT count(*) FROM endpoints WHERE uid = '%s' AND status = "
+		    "'offline'", offline_uid) == 1;
+}
+
+static void test_offline_sweep(void)
+{
+	struct agent a;
+	char *token = make_token(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	SSL *ssl = agent_auth(&slave, &a, token);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	offline_uid = a.id;
+	/* Heartbeat 5 s: offline after 15 s of silence, found by a sweep within 5 s more. */
+	CU_ASSERT(hp_wait(went_offline, NULL, 30));
+	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM events e JOIN endpoints p ON p.id = "
+			     "e.endpoint_id WHERE p.uid = '%s' AND e.kind = 'status' AND "
+			     "e.details->>'to' = 'offline'", a.id), 1);
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(token);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("push server", suite_init, suite_clean);
+	CU_add_test(s, "enrol, authenticate, online", test_enrol_auth_online);
+	CU_add_test(s, "heartbeats written in batches", test_heartbeats_batched);
+	CU_add_test(s, "commands live and after reconnecting", test_commands);
+	CU_add_test(s, "event stored and acknowledged", test_event);
+	CU_add_test(s, "wrong and expired tokens", test_token_refused);
+	CU_add_test(s, "licence seats exhausted", test_seats);
+	CU_add_test(s, "unknown agent and a proof from another session", test_auth_refused);
+	CU_add_test(s, "heartbeat before authentication", test_heartbeat_preauth);
+	CU_add_test(s, "heartbeat flood", test_heartbeat_flood);
+	CU_add_test(s, "offline after missed heartbeats", test_offline_sweep);
+	return hp_run_suite();
+}
