@@ -43,6 +43,11 @@ struct aconn {
 	int backoff;
 	int policy_pending; /* A_POLICY_GET sent, A_POLICY not yet received */
 	json_t *apply_ids;  /* apply_policy commands acked when the policy is stored */
+	/* Tasks that came after an apply_policy whose policy has not arrived:
+	 * they run once it has, in order, so a scan uses the block list that
+	 * was sent before it. Dropped with the connection (they are unacked,
+	 * so the server sends them again). */
+	json_t *held;
 	bool bye_ok, poll_done;
 };
 
@@ -137,6 +142,7 @@ static void connect_now(struct aconn *c)
 	c->bye_ok = c->poll_done = false;
 	c->policy_pending = 0;
 	json_array_clear(c->apply_ids);
+	json_array_clear(c->held);
 	c->ch = aconn_dial(c->base, c->ctx, c->id.host, c->id.port, true, &conn_cbs, c, err,
 			   sizeof(err));
 	if (!c->ch) {
@@ -343,6 +349,8 @@ static void run_task(struct aconn *c, int64_t id, json_t *args)
 	ack_command(c, id);
 }
 
+static void run_command(struct aconn *c, const struct amsg_command *m);
+
 static void on_command(struct aconn *c, json_t *o)
 {
 	struct amsg_command m;
@@ -352,16 +360,39 @@ static void on_command(struct aconn *c, json_t *o)
 		return;
 	}
 	log_debug("agent: command %" PRId64 ": %s", m.id, m.kind);
-	if (strcmp(m.kind, "apply_policy") == 0) {
-		json_array_append_new(c->apply_ids, json_integer((json_int_t)m.id));
+	if (strcmp(m.kind, "run_task") == 0 && c->policy_pending > 0) {
+		json_array_append(c->held, o);
+		return;
+	}
+	run_command(c, &m);
+}
+
+static void run_command(struct aconn *c, const struct amsg_command *m)
+{
+	if (strcmp(m->kind, "apply_policy") == 0) {
+		json_array_append_new(c->apply_ids, json_integer((json_int_t)m->id));
 		send_empty(c, A_POLICY_GET);
 		c->policy_pending++;
-	} else if (strcmp(m.kind, "run_task") == 0) {
-		run_task(c, m.id, m.args);
+	} else if (strcmp(m->kind, "run_task") == 0) {
+		run_task(c, m->id, m->args);
 	} else {
 		send_empty(c, A_HEARTBEAT);
 		send_queue(c);
-		ack_command(c, m.id);
+		ack_command(c, m->id);
+	}
+}
+
+/* Runs the tasks held back behind a policy fetch, now that it arrived. */
+static void release_held(struct aconn *c)
+{
+	while (c->policy_pending == 0 && json_array_size(c->held) > 0) {
+		json_t *o = json_incref(json_array_get(c->held, 0));
+		struct amsg_command m;
+		char err[512];
+		json_array_remove(c->held, 0);
+		if (agentproto_decode_command(o, &m, err, sizeof(err)) == 0)
+			run_command(c, &m);
+		json_decref(o);
 	}
 }
 
@@ -387,6 +418,7 @@ static void on_policy(struct aconn *c, json_t *o)
 	json_array_foreach (c->apply_ids, i, v)
 		ack_command(c, (int64_t)json_integer_value(v));
 	json_array_clear(c->apply_ids);
+	release_held(c);
 }
 
 static void on_auth_ok(struct aconn *c, json_t *o)
@@ -500,6 +532,7 @@ struct aconn *aconn_new(struct event_base *base, const struct aconn_opts *o, cha
 	c->base = base;
 	c->o = *o;
 	c->apply_ids = json_array();
+	c->held = json_array();
 	c->retry = evtimer_new(base, on_retry, c);
 	c->heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat, c);
 	if (!c->apply_ids || !c->retry || !c->heartbeat) {
@@ -550,6 +583,7 @@ void aconn_free(struct aconn *c)
 	if (c->heartbeat)
 		event_free(c->heartbeat);
 	json_decref(c->apply_ids);
+	json_decref(c->held);
 	aqueue_free(c->q);
 	SSL_CTX_free(c->ctx);
 	EVP_PKEY_free(c->key);
