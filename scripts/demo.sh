@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: a master and two slaves with seeded
-# endpoints on a throwaway PostgreSQL cluster. Registers both slaves,
-# syncs, pushes a policy down, and prints a report across both slaves.
-# Stops everything it started.
+# The main job on a fresh machine: a master and two slaves on a throwaway
+# PostgreSQL cluster, and real agents enrolled with each slave. Registers
+# both slaves, runs tasks on the agents, pushes a policy down, syncs, and
+# prints a report across both slaves. Stops everything it started.
 #
 #   scripts/demo.sh            run and clean up
 #   KEEP=1 scripts/demo.sh     leave the daemons running (prints how to stop)
@@ -73,29 +73,54 @@ start strata-master hq
 start strata-slave site-a
 start strata-slave site-b
 
-step "seeding endpoints and events on the slaves"
-seed() { # db count
-	psql_on "$1" <<SQL
-INSERT INTO groups (name, path) VALUES ('servers', '/servers'), ('laptops', '/laptops');
-INSERT INTO endpoints (uid, hostname, group_id, os, address, status, last_seen)
-SELECT 'uid-' || g, '$1-host-' || g, 1 + g % 2, 'Debian 12', '10.0.' || (g / 250) || '.' || (g % 250 + 1),
-       (ARRAY['online','online','online','offline','unreachable'])[1 + g % 5], now()
-FROM generate_series(1, $2) g;
-INSERT INTO events (endpoint_id, kind, severity, details)
-SELECT 1 + g % $2, (ARRAY['heartbeat-missed','detection','policy-applied'])[1 + g % 3],
-       (ARRAY['info','low','high'])[1 + g % 3], jsonb_build_object('n', g)
-FROM generate_series(1, $2 * 3) g;
-SQL
-}
-seed site_a 1200
-seed site_b 800
-
 step "registering the slaves with the master"
 for s in site-a site-b; do
 	token=$(ctl hq --json slave add "$s" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
 	echo "$s: token ${token:0:20}..."
 	ctl "$s" register --master "127.0.0.1:$mport" --token "$token"
 done
+
+step "agents: 4 on site-a, 3 on site-b, enrolled with per-slave tokens"
+mkdir -p "$work/scan"
+printf 'EICAR-like test payload\n' >"$work/scan/suspicious.bin"
+printf 'harmless\n' >"$work/scan/notes.txt"
+agent_port() { sed -n 's/.*<push address="127.0.0.1" port="\([0-9]*\)".*/\1/p' "$work/$1/server.xml"; }
+n=0
+for s in site-a site-b; do
+	count=4; [ "$s" = site-b ] && count=3
+	token=$(ctl "$s" --json agent-token create --group /branch/desks |
+		sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+	for i in $(seq "$count"); do
+		n=$((n + 1))
+		dir="$work/agents/$s-$i"
+		mkdir -p "$work/agents"
+		build/strata-agent -s "$dir" enrol --server "127.0.0.1:$(agent_port "$s")" \
+			--token "$token" --hostname "$s-desk-$i" >>"$work/agents/$s-$i.log" 2>&1
+		build/strata-agent -s "$dir" run --scan-root "$work/scan" >>"$work/agents/$s-$i.log" 2>&1 &
+		pids+=($!)
+	done
+done
+online() { ctl "$1" --json endpoint list --status online | grep -c '"uid"' || true; }
+for _ in $(seq 100); do
+	[ "$(online site-a)" -ge 4 ] && [ "$(online site-b)" -ge 3 ] && break
+	sleep 0.2
+done
+ctl site-a endpoint list
+
+step "a block list and a scan on every site-a agent"
+sha=$(sha256sum "$work/scan/suspicious.bin" | cut -d' ' -f1)
+ctl site-a policy create blocklist --settings "{\"block_sha256\": [\"$sha\"]}"
+for uid in $(ctl site-a --json endpoint list | sed -n 's/.*"uid": *"\([^"]*\)".*/\1/p'); do
+	ctl site-a endpoint command "$uid" apply_policy >/dev/null
+	ctl site-a endpoint command "$uid" run_task \
+		--args "{\"task_id\": 1, \"kind\": \"scan\", \"params\": {\"path\": \"$work/scan\"}}" >/dev/null
+done
+for _ in $(seq 100); do
+	d=$(psql_on site_a -tAc "SELECT count(*) FROM events WHERE kind = 'detection'")
+	[ "$d" -ge 4 ] && break
+	sleep 0.2
+done
+echo "detections reported on site-a: $d"
 
 step "sync now on both slaves"
 ctl site-a sync now
