@@ -49,8 +49,8 @@ int main(int argc, char **argv)
 	if (!sl.link)
 		log_fatalx("out of memory");
 	/* Before the workers start: they load the agent CA and push certificate made here. */
-	if (agentpki_init(&sl.agent_pki, sl.d.cfg.data_dir, sl.d.cfg.name, sl.d.cfg.push_hosts,
-			  err, sizeof(err)) != 0)
+	if (agentpki_init(&sl.agent_pki, sl.d.cfg.data_dir, sl.d.cfg.name, sl.d.cfg.push_hosts, err,
+			  sizeof(err)) != 0)
 		log_fatalx("agent PKI in %s: %s", sl.d.cfg.data_dir, err);
 	if (sl.d.cfg.push_port != 0 && sl.d.cfg.push_workers >= 2) {
 		sl.workers = workers_start(&sl.d, sl.d.cfg.push_workers, err, sizeof(err));

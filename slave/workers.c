@@ -15,8 +15,8 @@
 
 #define RESTART_MIN_S 1
 #define RESTART_MAX_S 60
-#define STABLE_S 10 /* a worker that lived this long restarts after RESTART_MIN_S again */
-#define STOP_WAIT_MS 10000
+#define STABLE_S      10 /* a worker that lived this long restarts after RESTART_MIN_S again */
+#define STOP_WAIT_MS  10000
 
 struct push_worker {
 	struct push_workers *w;

@@ -20,7 +20,7 @@
 #include "harness_pg.h"
 #include "harness_proc.h"
 
-#define NAGENTS 30
+#define NAGENTS	 30
 #define NWORKERS 3
 
 static struct hnode slave, ranged;

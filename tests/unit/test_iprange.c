@@ -111,7 +111,8 @@ static void test_contains(void)
 		CU_ASSERT_EQUAL_FATAL(iprange_parse(cases[i].range, &r, err, sizeof(err)), 0);
 		bool in = iprange_list_contains(&r, 1, cases[i].address);
 		if (in != cases[i].in)
-			fprintf(stderr, "\n%s in %s: got %d\n", cases[i].address, cases[i].range, in);
+			fprintf(stderr, "\n%s in %s: got %d\n", cases[i].address, cases[i].range,
+				in);
 		CU_ASSERT_EQUAL(in, cases[i].in);
 	}
 }
