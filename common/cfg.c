@@ -41,7 +41,7 @@ static const struct cfg_element cfg_elements[] = {
 	{ "data-dir", ROLE_BOTH }, { "log", ROLE_BOTH },	   { "database", ROLE_BOTH },
 	{ "admin", ROLE_BOTH },	   { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
 	{ "limits", ROLE_BOTH },   { "master", ROLE_SLAVE },	   { "replication", ROLE_SLAVE },
-	{ "push", ROLE_SLAVE },	   { "licence", ROLE_SLAVE },
+	{ "push", ROLE_SLAVE },	   { "licence", ROLE_SLAVE },	   { "unreachable-ranges", ROLE_SLAVE },
 };
 
 /*
@@ -111,6 +111,7 @@ static const struct cfg_setting cfg_settings[] = {
 	STR("push", "hosts", push_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_SLAVE),
 	INT("push", "max-connections", push_max_connections, 20000, 1, 1000000, true, ROLE_SLAVE),
 	INT("push", "heartbeat", heartbeat_interval, 60, 5, 86400, true, ROLE_SLAVE),
+	INT("push", "workers", push_workers, 1, 1, 64, false, ROLE_SLAVE),
 	INT("licence", "seats", seats, 1000, 0, 10000000, true, ROLE_SLAVE),
 };
 
@@ -418,6 +419,48 @@ static const char *cfg_roles_name(unsigned roles)
 	return roles == ROLE_MASTER ? "master" : "slave";
 }
 
+/*
+ * <unreachable-ranges>: a list, which the table of single settings cannot
+ * describe, so it is read here: each <range cidr="..."/> is parsed into
+ * c->unreachable.
+ */
+static void cfg_read_ranges(struct cfg *c, xmlNodePtr node, struct cfg_errors *e)
+{
+	for (xmlAttrPtr a = node->properties; a; a = a->next)
+		cfg_error(e, (int)xmlGetLineNo(node), "unknown attribute unreachable-ranges/@%s",
+			  (const char *)a->name);
+	for (xmlNodePtr r = node->children; r; r = r->next) {
+		int line = (int)xmlGetLineNo(r);
+		char err[256];
+		if (r->type != XML_ELEMENT_NODE)
+			continue;
+		if (r->ns || strcmp((const char *)r->name, "range") != 0) {
+			cfg_error(e, line, "unknown element <unreachable-ranges/%s>",
+				  (const char *)r->name);
+			continue;
+		}
+		for (xmlAttrPtr a = r->properties; a; a = a->next)
+			if (a->ns || strcmp((const char *)a->name, "cidr") != 0)
+				cfg_error(e, line, "unknown attribute unreachable-ranges/range/@%s",
+					  (const char *)a->name);
+		xmlChar *v = xmlGetNoNsProp(r, (const xmlChar *)"cidr");
+		char *text = v ? cfg_trim((const char *)v) : NULL;
+		if (!v)
+			cfg_error(e, line, "unreachable-ranges/range/@cidr is missing");
+		else if (!text)
+			cfg_error(e, line, "unreachable-ranges/range/@cidr: out of memory");
+		else if (c->n_unreachable >= CFG_RANGES_MAX)
+			cfg_error(e, line, "unreachable-ranges: more than %d ranges", CFG_RANGES_MAX);
+		else if (iprange_parse(text, &c->unreachable[c->n_unreachable], err,
+				       sizeof(err)) != 0)
+			cfg_error(e, line, "unreachable-ranges/range/@cidr: %s", err);
+		else
+			c->n_unreachable++;
+		free(text);
+		xmlFree(v);
+	}
+}
+
 static void cfg_read_element(struct cfg *c, xmlNodePtr node, struct cfg_errors *e)
 {
 	const char *el = (const char *)node->name;
@@ -432,6 +475,10 @@ static void cfg_read_element(struct cfg *c, xmlNodePtr node, struct cfg_errors *
 	if (!(def->roles & role)) {
 		cfg_error(e, line, "<%s> is a %s setting; this file is for role %s", el,
 			  cfg_roles_name(def->roles), cfg_role_name(c->role));
+		return;
+	}
+	if (strcmp(el, "unreachable-ranges") == 0) {
+		cfg_read_ranges(c, node, e);
 		return;
 	}
 	const struct cfg_setting *text = cfg_find(el, NULL);
@@ -728,6 +775,14 @@ void cfg_reload(struct cfg *cur, const struct cfg *next)
 		cfg_format(next, s, after, sizeof(after));
 		log_info("setting %s: %s -> %s", name, before, after);
 		memcpy(cfg_field(cur, s), cfg_cfield(next, s), s->size);
+	}
+	if (cur->n_unreachable != next->n_unreachable ||
+	    memcmp(cur->unreachable, next->unreachable,
+		   (size_t)next->n_unreachable * sizeof(next->unreachable[0])) != 0) {
+		log_info("setting unreachable-ranges: %d -> %d ranges", cur->n_unreachable,
+			 next->n_unreachable);
+		memcpy(cur->unreachable, next->unreachable, sizeof(cur->unreachable));
+		cur->n_unreachable = next->n_unreachable;
 	}
 }
 

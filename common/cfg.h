@@ -16,7 +16,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "iprange.h"
 #include "log.h"
+
+/* Most <unreachable-ranges><range/> entries one file may list. */
+#define CFG_RANGES_MAX 256
 
 enum cfg_role { CFG_ROLE_MASTER, CFG_ROLE_SLAVE };
 
@@ -55,6 +59,11 @@ struct cfg {
 	char push_hosts[512];		/* <push hosts="localhost,127.0.0.1"/>: SANs agents connect to */
 	int push_max_connections;	/* <push max-connections="20000"/> 1..1000000 (reloadable) */
 	int heartbeat_interval;		/* <push heartbeat="60"/> s, 5..86400 (reloadable) */
+	int push_workers;		/* <push workers="1"/> 1..64 push server processes; max-connections applies to each */
+	/* <unreachable-ranges><range cidr="10.20.0.0/16"/></unreachable-ranges> (reloadable):
+	 * agents connecting from these are 'unreachable', never 'online' */
+	struct iprange unreachable[CFG_RANGES_MAX];
+	int n_unreachable;
 	int seats;			/* <licence seats="1000"/> 0..10000000 endpoints (reloadable) */
 
 	/* both */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -17,7 +18,8 @@ static void usage(const char *prog, FILE *out)
 		"usage: %s [-c server.xml] [-T] [-V]\n"
 		"  -c FILE  configuration file (default /etc/strata/server.xml)\n"
 		"  -T       check the configuration file and exit\n"
-		"  -V       print the version and exit\n",
+		"  -V       print the version and exit\n"
+		"  -W N     (internal) run as push worker N; started by strata-slave itself\n",
 		prog);
 }
 
@@ -88,7 +90,7 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	snprintf(d->cfg_path, sizeof(d->cfg_path), "/etc/strata/server.xml");
 	log_init(d->progname, false, LOG_LVL_INFO);
 
-	while ((c = getopt(argc, argv, "c:TVh")) != -1) {
+	while ((c = getopt(argc, argv, "c:TVhW:")) != -1) {
 		switch (c) {
 		case 'c':
 			if (snprintf(d->cfg_path, sizeof(d->cfg_path), "%s", optarg) >=
@@ -103,6 +105,17 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 		case 'V':
 			printf("%s %s\n", d->progname, STRATA_VERSION);
 			exit(0);
+		case 'W': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (role != CFG_ROLE_SLAVE || *end != '\0' || n < 1 || n > 64) {
+				fprintf(stderr, "%s: -W: only strata-slave runs push workers, 1..64\n",
+					d->progname);
+				exit(2);
+			}
+			d->worker = (int)n;
+			break;
+		}
 		case 'h':
 			usage(d->progname, stdout);
 			exit(0);
@@ -128,8 +141,15 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	}
 
 	log_init(d->progname, d->cfg.log_syslog, d->cfg.log_level);
-	log_notice("starting %s %s as %s '%s' (config %s)", d->progname, STRATA_VERSION,
-		   cfg_role_name(role), d->cfg.name, d->cfg_path);
+	if (d->worker > 0) {
+		char ctx[32];
+		snprintf(ctx, sizeof(ctx), "push worker %d", d->worker);
+		log_set_context(ctx);
+		log_notice("starting (pid %d)", (int)getpid());
+	} else {
+		log_notice("starting %s %s as %s '%s' (config %s)", d->progname, STRATA_VERSION,
+			   cfg_role_name(role), d->cfg.name, d->cfg_path);
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon_mkdirs(d->cfg.data_dir, 0700, err, sizeof(err)) != 0)
@@ -143,7 +163,7 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 			   d->cfg.db_retry_interval, err, sizeof(err));
 	if (!d->db)
 		log_fatalx("%s", err);
-	if (migrate_run(d->db, schema, err, sizeof(err)) != 0)
+	if (d->worker == 0 && migrate_run(d->db, schema, err, sizeof(err)) != 0)
 		log_fatalx("database schema: %s", err);
 
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);

@@ -30,6 +30,13 @@ struct daemon {
 	void (*on_reload)(struct daemon *d, void *arg);
 	void (*on_shutdown)(struct daemon *d, void *arg);
 	void *arg;
+	/*
+	 * 0 in the main process; N in push worker N, which the slave starts as
+	 * its own binary with the internal option -W N (see slave/workers.h).
+	 * A worker skips the migrations (the main process ran them before it
+	 * started the worker) and prefixes its log lines with "push worker N".
+	 */
+	int worker;
 };
 
 /*

@@ -264,13 +264,12 @@ int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *e
 	return rc;
 }
 
-int agents_mark_authed(struct db *db, int64_t id, const char *mode, const char *address,
-		       char *err, size_t errlen)
+int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
+		       const char *address, char *err, size_t errlen)
 {
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	const char *p[] = { ids, mode, strcmp(mode, "poll") == 0 ? "unreachable" : "online",
-			    address };
+	const char *p[] = { ids, mode, reachable ? "online" : "unreachable", address };
 	return db_exec(db,
 		       "WITH old AS (SELECT id, status FROM endpoints WHERE id = $1::bigint), "
 		       "upd AS (UPDATE endpoints e SET status = $3, mode = $2, address = $4, "

@@ -48,11 +48,12 @@ struct agent_rec {
 int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
 		  size_t errlen);
 /*
- * After A_AUTH: status 'online' (push) or 'unreachable' (poll), the mode,
- * the address, last_seen now, and a 'status' event when the status changed.
+ * After A_AUTH: status 'online' (reachable) or 'unreachable' (poll mode or
+ * an unreachable range), the mode, the address, last_seen now, and a
+ * 'status' event when the status changed.
  */
-int agents_mark_authed(struct db *db, int64_t id, const char *mode, const char *address,
-		       char *err, size_t errlen);
+int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
+		       const char *address, char *err, size_t errlen);
 /* One statement for all n last_seen values (epoch seconds). */
 int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double *seen, char *err,
 		      size_t errlen);

@@ -15,6 +15,7 @@
 #include "agentproto.h"
 #include "agents.h"
 #include "chan.h"
+#include "iprange.h"
 #include "log.h"
 #include "proto.h"
 
@@ -220,7 +221,12 @@ static void on_auth(struct agent_conn *c, json_t *o)
 		conn_enter(old, CONN_CLOSING);
 		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
 	}
-	if (agents_mark_authed(c->ps->d->db, c->agent.id, m.mode, c->ip, err, sizeof(err)) != 0) {
+	/* The slave cannot open a connection into a polling agent's network or an
+	 * unreachable range, so such an agent is never called online. */
+	bool reachable = strcmp(m.mode, "poll") != 0 &&
+			 !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
+	if (agents_mark_authed(c->ps->d->db, c->agent.id, m.mode, reachable, c->ip, err,
+			       sizeof(err)) != 0) {
 		conn_internal(c, "status update", err);
 		return;
 	}
@@ -229,7 +235,8 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	/* Three missed heartbeats end the connection as they end "online". */
 	chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
 	conn_enter(c, CONN_AUTHED);
-	log_info("push %s: endpoint %s authenticated (%s mode)", c->peer, m.agent_id, m.mode);
+	log_info("push %s: endpoint %s authenticated (%s mode%s)", c->peer, m.agent_id, m.mode,
+		 reachable || strcmp(m.mode, "poll") == 0 ? "" : ", unreachable range");
 	send_obj(c, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", cfg->heartbeat_interval,
 					 "policy_version", (json_int_t)c->agent.policy_version));
 	deliver(c, true);
@@ -609,10 +616,12 @@ static int open_listener(struct push_server *ps, char *err, size_t errlen)
 			 evutil_gai_strerror(rc));
 		return -1;
 	}
-	ps->listener = evconnlistener_new_bind(ps->d->base, on_accept, ps,
-					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						       LEV_OPT_CLOSE_ON_EXEC,
-					       512, ai->ai_addr, (int)ai->ai_addrlen);
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	/* Workers share the port; the kernel spreads new connections over them. */
+	if (ps->d->worker > 0)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	ps->listener = evconnlistener_new_bind(ps->d->base, on_accept, ps, flags, 512,
+					       ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	if (!ps->listener) {
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->push_address,

@@ -7,12 +7,14 @@
 
 struct link;
 struct push_server;
+struct push_workers;
 
 struct slave {
 	struct daemon d;
 	struct link *link; /* the connection to the master */
 	struct agent_pki agent_pki; /* the agent CA and the push certificate */
-	struct push_server *push;   /* NULL when <push port="0"/> */
+	struct push_server *push;   /* in-process push server: workers = 1, or in a worker */
+	struct push_workers *workers; /* main process with <push workers="N">, N >= 2 */
 };
 
 #endif

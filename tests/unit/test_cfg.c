@@ -253,6 +253,7 @@ static void test_ranges(void)
 		{ CFG_ROLE_SLAVE, "replication", "batch-rows", 100, 1000000 },
 		{ CFG_ROLE_SLAVE, "replication", "retry-min", 1, 3600 },
 		{ CFG_ROLE_SLAVE, "replication", "retry-max", 1, 86400 },
+		{ CFG_ROLE_SLAVE, "push", "workers", 1, 64 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *role = cfg_role_name(cases[i].role);
@@ -697,6 +698,68 @@ static void test_reload(void)
 	CU_ASSERT_PTR_NULL(strstr(out, "very-secret"));
 }
 
+static void test_unreachable_ranges(void)
+{
+	static const char xml[] = "<server role=\"slave\" name=\"s\">\n"
+				  "<push workers=\"3\"/>\n"
+				  "<unreachable-ranges>\n"
+				  "  <range cidr=\"10.20.0.0/16\"/>\n"
+				  "  <range cidr=\" 2001:db8::/32 \"/>\n"
+				  "</unreachable-ranges>\n"
+				  "</server>\n";
+	struct cfg c, cur;
+	char err[4096], path[PATH_MAX], text[IPRANGE_TEXT_MAX];
+	struct capture cap;
+
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(xml, CFG_ROLE_SLAVE, &c, err, sizeof(err), path, sizeof(path)), 0);
+	CU_ASSERT_EQUAL(c.push_workers, 3);
+	CU_ASSERT_EQUAL_FATAL(c.n_unreachable, 2);
+	iprange_format(&c.unreachable[0], text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "10.20.0.0/16");
+	iprange_format(&c.unreachable[1], text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "2001:db8::/32");
+	CU_ASSERT_TRUE(iprange_list_contains(c.unreachable, (size_t)c.n_unreachable, "10.20.9.9"));
+	CU_ASSERT_FALSE(iprange_list_contains(c.unreachable, (size_t)c.n_unreachable, "10.21.0.1"));
+
+	expect_error("<server role=\"slave\" name=\"s\">\n<unreachable-ranges>\n"
+		     "<range cidr=\"10.0.0.0/8\"/>\n<range cidr=\"10.0.0.0/33\"/>\n"
+		     "</unreachable-ranges></server>",
+		     CFG_ROLE_SLAVE,
+		     ":4: unreachable-ranges/range/@cidr: '10.0.0.0/33' is not a valid CIDR");
+	expect_error("<server role=\"slave\" name=\"s\"><unreachable-ranges>"
+		     "<range cidr=\"10.0.0.1/8\"/></unreachable-ranges></server>",
+		     CFG_ROLE_SLAVE, "bits are set after the prefix");
+	expect_error("<server role=\"slave\" name=\"s\"><unreachable-ranges>"
+		     "<range/></unreachable-ranges></server>",
+		     CFG_ROLE_SLAVE, "cidr");
+	expect_error("<server role=\"master\" name=\"m\">\n<unreachable-ranges/></server>",
+		     CFG_ROLE_MASTER, ":2: <unreachable-ranges> is a slave setting");
+
+	/* One range more than the limit. */
+	size_t cap_len = 128 + (CFG_RANGES_MAX + 1) * 40;
+	char *many = malloc(cap_len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(many);
+	size_t used = (size_t)snprintf(many, cap_len,
+				       "<server role=\"slave\" name=\"s\"><unreachable-ranges>");
+	for (int i = 0; i <= CFG_RANGES_MAX; i++)
+		used += (size_t)snprintf(many + used, cap_len - used,
+					 "<range cidr=\"10.%d.%d.0/24\"/>", i / 256, i % 256);
+	snprintf(many + used, cap_len - used, "</unreachable-ranges></server>");
+	expect_error(many, CFG_ROLE_SLAVE, "unreachable-ranges: more than 256 ranges");
+	free(many);
+
+	/* Reloadable: the new list replaces the old one, with a log line. */
+	cfg_defaults(&cur, CFG_ROLE_SLAVE);
+	snprintf(cur.name, sizeof(cur.name), "s");
+	cur.push_workers = 3;
+	capture_begin(&cap);
+	cfg_reload(&cur, &c);
+	const char *out = capture_end(&cap);
+	CU_ASSERT_EQUAL(memcmp(&cur, &c, sizeof(cur)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "setting unreachable-ranges: 0 -> 2 ranges"));
+}
+
 static void test_role_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(cfg_role_name(CFG_ROLE_MASTER), "master");
@@ -718,6 +781,7 @@ int main(void)
 	CU_add_test(s, "DOCTYPE, external entities, billion laughs", test_doctype);
 	CU_add_test(s, "missing, oversized and odd files", test_files);
 	CU_add_test(s, "reload copies only reloadable settings", test_reload);
+	CU_add_test(s, "unreachable ranges and push workers", test_unreachable_ranges);
 	CU_add_test(s, "role names", test_role_names);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

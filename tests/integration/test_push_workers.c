@@ -1,0 +1,355 @@
+/*
+ * The push server as several worker processes on one port: real agents
+ * spread over three workers, a killed worker restarted with its agents
+ * back online, commands reaching an agent whichever worker holds it, and
+ * no worker left behind when the slave stops. Then unreachable ranges: an
+ * agent connecting from a listed range is 'unreachable', never 'online'.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include "harness_pg.h"
+#include "harness_proc.h"
+
+#define NAGENTS	 30
+#define NWORKERS 3
+
+static struct hnode slave, ranged;
+static pid_t agents[NAGENTS];
+static pid_t ranged_agent;
+
+static const char *agent_bin(void)
+{
+	return STRATA_BINARY_DIR "/strata-agent";
+}
+
+static char *token_create(struct hnode *n)
+{
+	char *out = NULL, *tok = NULL;
+	if (hp_ctl(n, &out, "--json", "agent-token", "create", NULL) == 0) {
+		char *p = strstr(out, "stk1.");
+		if (p) {
+			p[strcspn(p, "\"\n ")] = '\0';
+			tok = strdup(p);
+		}
+	}
+	free(out);
+	return tok;
+}
+
+/* Enrols agent NAME of node n with its state in ROOT/NAME; 0 on success. */
+static int agent_enrol(struct hnode *n, const char *name, const char *token)
+{
+	char dir[700], server[64], *out = NULL;
+	snprintf(dir, sizeof(dir), "%s/%s", hp_root(), name);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", n->push_port);
+	int rc = hp_run(&out, agent_bin(), "-s", dir, "enrol", "--server", server, "--token", token,
+			"--hostname", name, NULL);
+	if (rc != 0)
+		fprintf(stderr, "enrol %s: %s\n", name, out ? out : "");
+	free(out);
+	return rc;
+}
+
+static pid_t agent_run(const char *name)
+{
+	char dir[700], log[700];
+	snprintf(dir, sizeof(dir), "%s/%s", hp_root(), name);
+	snprintf(log, sizeof(log), "%s/%s.log", hp_root(), name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		FILE *f = fopen(log, "a");
+		if (f) {
+			dup2(fileno(f), 1);
+			dup2(fileno(f), 2);
+		}
+		execl(agent_bin(), agent_bin(), "-v", "-s", dir, "run", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void agent_stop(pid_t *pid)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		waitpid(*pid, NULL, 0);
+		*pid = 0;
+	}
+}
+
+/*
+ * The push workers of the slave: its children started with -W INDEX,
+ * found in /proc. pids[INDEX - 1] gets the pid (0: none running).
+ */
+static int worker_pids(pid_t parent, pid_t pids[NWORKERS])
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	memset(pids, 0, NWORKERS * sizeof(pids[0]));
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], buf[1024];
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *rp = strrchr(buf, ')');
+		char state;
+		int ppid;
+		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != parent ||
+		    state == 'Z')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* argv: strata-slave -c FILE -W INDEX, NUL-separated. */
+		const char *arg = buf;
+		const char *prev = NULL;
+		while (arg < buf + n) {
+			if (prev && strcmp(prev, "-W") == 0) {
+				int index = atoi(arg);
+				if (index >= 1 && index <= NWORKERS) {
+					pids[index - 1] = (pid_t)atoi(de->d_name);
+					found++;
+				}
+			}
+			prev = arg;
+			arg += strlen(arg) + 1;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static bool all_workers(void *arg)
+{
+	pid_t pids[NWORKERS];
+	return worker_pids(slave.pid, pids) == NWORKERS;
+}
+
+static int suite_init(void)
+{
+	if (hpg_require() != 0)
+		return -1;
+	if (hp_slave_init(&slave, "workers", hp_free_port(), 1800,
+			  "  <push heartbeat=\"5\" workers=\"3\"/>") != 0 ||
+	    hp_start(&slave) != 0)
+		return -1;
+	if (hp_slave_init(&ranged, "ranged", hp_free_port(), 1800,
+			  "  <push heartbeat=\"5\"/>\n  <unreachable-ranges>\n"
+			  "    <range cidr=\"192.168.0.0/16\"/>\n"
+			  "    <range cidr=\"127.0.0.0/8\"/>\n  </unreachable-ranges>") != 0 ||
+	    hp_start(&ranged) != 0)
+		return -1;
+	return 0;
+}
+
+static int suite_clean(void)
+{
+	for (int i = 0; i < NAGENTS; i++)
+		agent_stop(&agents[i]);
+	agent_stop(&ranged_agent);
+	hp_cleanup(&slave);
+	hp_cleanup(&ranged);
+	return 0;
+}
+
+/* True when one line of the node's log contains both a and b. */
+static bool log_line_has(struct hnode *n, const char *a, const char *b)
+{
+	char line[4096];
+	bool found = false;
+	FILE *f = fopen(n->log, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	fclose(f);
+	return found;
+}
+
+static bool all_online(void *arg)
+{
+	return hp_query_ll(&slave, "SELECT count(*) FROM endpoints WHERE status = 'online'") ==
+	       NAGENTS;
+}
+
+static void test_agents_spread(void)
+{
+	pid_t pids[NWORKERS];
+	char name[32], needle[64];
+	CU_ASSERT_FATAL(hp_wait(all_workers, NULL, 30));
+	CU_ASSERT_EQUAL(worker_pids(slave.pid, pids), NWORKERS);
+	for (int i = 0; i < NWORKERS; i++) {
+		snprintf(needle, sizeof(needle), "push worker %d started (pid %d)", i + 1,
+			 (int)pids[i]);
+		CU_ASSERT(hp_log_contains(&slave, needle));
+	}
+	/* The main process holds no push listener: only the workers answer. */
+	CU_ASSERT_FALSE(hp_log_contains(&slave, "notice: push: listening"));
+
+	char *token = token_create(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	for (int i = 0; i < NAGENTS; i++) {
+		snprintf(name, sizeof(name), "desk-%02d", i);
+		CU_ASSERT_EQUAL_FATAL(agent_enrol(&slave, name, token), 0);
+	}
+	free(token);
+	for (int i = 0; i < NAGENTS; i++) {
+		snprintf(name, sizeof(name), "desk-%02d", i);
+		agents[i] = agent_run(name);
+	}
+	CU_ASSERT_FATAL(hp_wait(all_online, NULL, 60));
+	/* The kernel spread the agents: every worker authenticated some. */
+	for (int i = 0; i < NWORKERS; i++) {
+		snprintf(needle, sizeof(needle), "push worker %d: push ", i + 1);
+		CU_ASSERT(log_line_has(&slave, needle, "authenticated (push mode)"));
+	}
+	CU_ASSERT_EQUAL(hp_query_ll(&slave, "SELECT count(*) FROM events WHERE kind = 'status' "
+					    "AND details->>'to' = 'online'"),
+			NAGENTS);
+}
+
+struct restarted {
+	pid_t old;
+};
+
+static bool worker2_restarted(void *arg)
+{
+	struct restarted *r = arg;
+	pid_t pids[NWORKERS];
+	worker_pids(slave.pid, pids);
+	return pids[1] != 0 && pids[1] != r->old;
+}
+
+/* Every agent is online and was heard from after the kill. */
+static bool all_back(void *arg)
+{
+	return hp_query_ll(&slave, "SELECT count(*) FROM endpoints WHERE status = 'online' AND "
+				   "last_seen > (SELECT t FROM kill_time)") == NAGENTS;
+}
+
+static void test_worker_killed(void)
+{
+	pid_t pids[NWORKERS];
+	char needle[128];
+	CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+	PGconn *db = hp_db(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(db);
+	PQclear(PQexec(db, "CREATE TABLE kill_time AS SELECT now() AS t"));
+	PQfinish(db);
+	CU_ASSERT_EQUAL_FATAL(kill(pids[1], SIGKILL), 0);
+	snprintf(needle, sizeof(needle), "push worker 2 (pid %d) died: signal 9; restarting in 1 s",
+		 (int)pids[1]);
+	CU_ASSERT(hp_wait_log(&slave, needle, 30));
+	struct restarted r = { pids[1] };
+	CU_ASSERT_FATAL(hp_wait(worker2_restarted, &r, 30));
+	/* The other two were not disturbed. */
+	pid_t now[NWORKERS];
+	CU_ASSERT_EQUAL(worker_pids(slave.pid, now), NWORKERS);
+	CU_ASSERT_EQUAL(now[0], pids[0]);
+	CU_ASSERT_EQUAL(now[2], pids[2]);
+	CU_ASSERT(hp_wait(all_back, NULL, 30));
+	/* Every agent process kept running and reconnected by itself. */
+	for (int i = 0; i < NAGENTS; i++)
+		CU_ASSERT_EQUAL(waitpid(agents[i], NULL, WNOHANG), 0);
+}
+
+static bool all_acked(void *arg)
+{
+	return hp_query_ll(&slave, "SELECT count(*) FROM agent_commands WHERE acked_at IS NOT "
+				   "NULL") == NAGENTS;
+}
+
+static void test_commands_any_worker(void)
+{
+	PGresult *res;
+	PGconn *db = hp_db(&slave);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(db);
+	res = PQexec(db, "SELECT uid FROM endpoints ORDER BY uid");
+	CU_ASSERT_EQUAL_FATAL(PQntuples(res), NAGENTS);
+	for (int i = 0; i < PQntuples(res); i++)
+		CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", PQgetvalue(res, i, 0),
+				       "sync_now", NULL),
+				0);
+	PQclear(res);
+	PQfinish(db);
+	/* Each agent is held by one of three workers; every one of them delivered. */
+	CU_ASSERT(hp_wait(all_acked, NULL, 30));
+}
+
+static void test_stop_leaves_no_worker(void)
+{
+	pid_t pids[NWORKERS];
+	CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+	CU_ASSERT_EQUAL(hp_stop(&slave), 0);
+	for (int i = 0; i < NWORKERS; i++) {
+		errno = 0;
+		CU_ASSERT_EQUAL(kill(pids[i], 0), -1);
+		CU_ASSERT_EQUAL(errno, ESRCH);
+	}
+	CU_ASSERT(hp_log_contains(&slave, "push worker 1: stopped"));
+	for (int i = 0; i < NAGENTS; i++)
+		agent_stop(&agents[i]);
+}
+
+static bool ranged_seen(void *arg)
+{
+	return hp_query_ll(&ranged, "SELECT count(*) FROM endpoints WHERE status = 'unreachable' "
+				    "AND mode = 'push' AND address = '127.0.0.1'") == 1;
+}
+
+static void test_unreachable_range(void)
+{
+	char *token = token_create(&ranged);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_EQUAL_FATAL(agent_enrol(&ranged, "branch-desk", token), 0);
+	free(token);
+	ranged_agent = agent_run("branch-desk");
+	CU_ASSERT_FATAL(hp_wait(ranged_seen, NULL, 30));
+	CU_ASSERT(hp_wait_log(&ranged, "(push mode, unreachable range)", 10));
+	CU_ASSERT_EQUAL(hp_query_ll(&ranged, "SELECT count(*) FROM events WHERE kind = 'status' "
+					     "AND details->>'to' = 'unreachable'"),
+			1);
+	CU_ASSERT_EQUAL(hp_query_ll(&ranged, "SELECT count(*) FROM events WHERE kind = 'status' "
+					     "AND details->>'to' = 'online'"),
+			0);
+	CU_ASSERT_EQUAL(hp_query_ll(&ranged, "SELECT count(*) FROM endpoints WHERE status = "
+					     "'online'"),
+			0);
+	agent_stop(&ranged_agent);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("push workers", suite_init, suite_clean);
+	CU_add_test(s, "agents spread over three workers, all online", test_agents_spread);
+	CU_add_test(s, "a killed worker is restarted, its agents come back", test_worker_killed);
+	CU_add_test(s, "a command reaches an agent on any worker", test_commands_any_worker);
+	CU_add_test(s, "SIGTERM stops every worker", test_stop_leaves_no_worker);
+	CU_add_test(s, "an agent in an unreachable range is never online", test_unreachable_range);
+	return hp_run_suite();
+}
