@@ -555,7 +555,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	}
 	while ((n = PQnotifies(conn)) != NULL) {
 		struct agent_conn *c = find_authed(ps, strtoll(n->extra, NULL, 10));
-		if (c)
+		if (c && strcmp(n->relname, "strata_revoked") == 0)
+			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
+				  c->agent.id);
+		else if (c)
 			deliver(c, false);
 		PQfreemem(n);
 	}
@@ -576,7 +579,8 @@ static void listen_commands(struct push_server *ps)
 		log_warnx("push: command listener: %s", err);
 		return;
 	}
-	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0) {
+	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0 ||
+	    db_exec(ps->listen_db, "LISTEN strata_revoked", 0, NULL, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
 		return;
 	}
