@@ -330,8 +330,8 @@ static void on_bye(struct agent_conn *c, json_t *o)
 	}
 	deliver(c, false);
 	send_obj(c, A_BYE_OK, json_object());
-	conn_enter(c, CONN_CLOSING);
-	chan_close(c->ch, "agent said bye");
+	/* The agent leaves once it has answered the commands sent before A_BYE_OK. */
+	log_info("push %s: agent said bye", c->peer);
 }
 
 static enum agent_state proto_state(enum conn_state st)
