@@ -181,21 +181,21 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-/* ROUND_TRIPS policy round trips, a heartbeat every fifth; mean ms, or -1 when one failed. */
+/* ROUND_TRIPS policy round trips, a heartbeat every tenth (both runs stay within the
+ * heartbeat rate limit together); mean ms, or -1 when one failed. */
 static double measure(SSL *ssl, int pause_ms)
 {
-	double t0 = now_ms(), spent = 0;
+	double spent = 0;
 	for (int i = 0; i < ROUND_TRIPS; i++) {
 		double t = now_ms();
 		if (!policy_round_trip(ssl))
 			return -1;
 		spent += now_ms() - t;
-		if (i % 5 == 0 && ht_send_str(ssl, A_HEARTBEAT, "{}") != 0)
+		if (i % 10 == 0 && ht_send_str(ssl, A_HEARTBEAT, "{}") != 0)
 			return -1;
 		if (pause_ms > 0)
 			usleep((useconds_t)pause_ms * 1000);
 	}
-	(void)t0;
 	return spent / ROUND_TRIPS;
 }
 
