@@ -9,8 +9,8 @@
 
 #define PUSH_CERT_DAYS 825
 
-int agentpki_init(struct agent_pki *pki, const char *data_dir, const char *name,
-		  const char *hosts, char *err, size_t errlen)
+int agentpki_init(struct agent_pki *pki, const char *data_dir, const char *name, const char *hosts,
+		  char *err, size_t errlen)
 {
 	char cn[128];
 	memset(pki, 0, sizeof(*pki));

@@ -18,8 +18,8 @@
 
 struct hagent {
 	EVP_PKEY *key;
-	char pub[65]; /* Ed25519 public key, hex */
-	char id[65];  /* endpoint uid after enrolment */
+	char pub[65];	  /* Ed25519 public key, hex */
+	char id[65];	  /* endpoint uid after enrolment */
 	const char *mode; /* "push" unless set before ha_auth */
 };
 

@@ -138,9 +138,8 @@ static void test_command_at_next_poll(void)
 	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", uid, "apply_policy", NULL), 0);
 	snprintf(args, sizeof(args),
 		 "{\"task_id\": 21, \"kind\": \"scan\", \"params\": {\"path\": \"%s\"}}", scan_dir);
-	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", uid, "run_task", "--args", args,
-			       NULL),
-			0);
+	CU_ASSERT_EQUAL(
+	    hp_ctl(&slave, NULL, "endpoint", "command", uid, "run_task", "--args", args, NULL), 0);
 	CU_ASSERT(hp_wait(scan_reported, NULL, 20));
 	CU_ASSERT(hp_wait(commands_acked, NULL, 10));
 }

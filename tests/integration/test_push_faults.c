@@ -33,8 +33,8 @@
 #include "proto.h"
 
 #define PREAUTH_MAX 1024
-#define FRAME_MAX 65536
-#define HALF_OPEN 1000
+#define FRAME_MAX   65536
+#define HALF_OPEN   1000
 #define ROUND_TRIPS 50
 
 static struct hnode master, slave, small; /* small: one licence seat */
@@ -229,8 +229,8 @@ static void test_half_open_flood(void)
 		if (flood_fds[i] < 0)
 			continue;
 		opened++;
-		if (i % 2 == 1 &&
-		    write(flood_fds[i], partial_hello, sizeof(partial_hello)) != sizeof(partial_hello))
+		if (i % 2 == 1 && write(flood_fds[i], partial_hello, sizeof(partial_hello)) !=
+				      sizeof(partial_hello))
 			fprintf(stderr, "partial ClientHello %d not written\n", i);
 	}
 	CU_ASSERT_EQUAL(opened, half_open);
@@ -367,8 +367,8 @@ static void test_unknown_agent(void)
 static bool listed(struct hnode *n, const char *uid)
 {
 	char *out = NULL;
-	bool found = hp_ctl(n, &out, "--json", "endpoint", "list", NULL) == 0 && out &&
-		     strstr(out, uid);
+	bool found =
+	    hp_ctl(n, &out, "--json", "endpoint", "list", NULL) == 0 && out && strstr(out, uid);
 	free(out);
 	return found;
 }
