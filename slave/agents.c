@@ -85,6 +85,41 @@ json_t *agents_endpoint_list(struct db *db, json_t *args, char *err, size_t errl
 			    2, p, err, errlen);
 }
 
+json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t errlen)
+{
+	const char *uid = arg_str(args, "uid");
+	char id[24];
+	if (!uid) {
+		snprintf(err, errlen, "endpoint revoke needs UID");
+		return NULL;
+	}
+	if (db_begin(db, err, errlen) != 0)
+		return NULL;
+	const char *p[] = { uid };
+	int rc = db_query_value(db,
+				"WITH old AS (SELECT id, status FROM endpoints WHERE uid = $1 AND "
+				"NOT revoked FOR UPDATE), "
+				"upd AS (UPDATE endpoints e SET revoked = true, status = 'offline' "
+				"FROM old WHERE e.id = old.id RETURNING e.id, old.status AS was), "
+				"ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
+				"SELECT id, 'status', 'info', jsonb_build_object('from', was, 'to', "
+				"'revoked') FROM upd RETURNING endpoint_id) "
+				"SELECT endpoint_id::text FROM ev",
+				1, p, id, sizeof(id), err, errlen);
+	if (rc == 1)
+		snprintf(err, errlen, "no endpoint with uid '%s' (or it is already revoked)", uid);
+	const char *n[] = { id };
+	/* Delivered at commit, so the push server never acts on a revocation that rolled back. */
+	if (rc != 0 ||
+	    db_exec(db, "SELECT pg_notify('strata_revoked', $1)", 1, n, err, errlen) != 0 ||
+	    db_commit(db, err, errlen) != 0) {
+		db_rollback(db);
+		return NULL;
+	}
+	log_notice("agents: endpoint %s revoked", uid);
+	return json_pack("{s:{s:s, s:s}}", "fields", "uid", uid, "status", "revoked");
+}
+
 json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen)
 {
 	const char *uid = arg_str(args, "uid"), *kind = arg_str(args, "kind");

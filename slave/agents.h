@@ -27,6 +27,13 @@ json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, cha
 			    size_t errlen);
 /* endpoint list [--status S] [--group PATH]: a table; NULL with err. */
 json_t *agents_endpoint_list(struct db *db, json_t *args, char *err, size_t errlen);
+/*
+ * endpoint revoke UID: marks the endpoint revoked (it no longer counts
+ * toward seats and its agent is refused at A_AUTH), records a 'status'
+ * event to 'revoked', and NOTIFYs strata_revoked with the endpoint id so
+ * the push server cuts an open connection. {"fields": {"uid"}}; NULL with err.
+ */
+json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t errlen);
 /* endpoint command UID KIND [--args JSON]: {"fields": {"id"}}; NULL with err. */
 json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen);
 

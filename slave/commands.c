@@ -71,6 +71,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = agents_token_create(db, sl->agent_pki.pin, args, err, sizeof(err));
 	else if (strcmp(cmd, "endpoint.list") == 0)
 		res = agents_endpoint_list(db, args, err, sizeof(err));
+	else if (strcmp(cmd, "endpoint.revoke") == 0)
+		res = agents_endpoint_revoke(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "endpoint.command") == 0)
 		res = agents_command_create(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "status") == 0)

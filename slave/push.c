@@ -337,8 +337,8 @@ static void on_bye(struct agent_conn *c, json_t *o)
 	}
 	deliver(c, false);
 	send_obj(c, A_BYE_OK, json_object());
-	conn_enter(c, CONN_CLOSING);
-	chan_close(c->ch, "agent said bye");
+	/* The agent leaves once it has answered the commands sent before A_BYE_OK. */
+	log_info("push %s: agent said bye", c->peer);
 }
 
 static enum agent_state proto_state(enum conn_state st)
@@ -562,7 +562,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	}
 	while ((n = PQnotifies(conn)) != NULL) {
 		struct agent_conn *c = find_authed(ps, strtoll(n->extra, NULL, 10));
-		if (c)
+		if (c && strcmp(n->relname, "strata_revoked") == 0)
+			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
+				  c->agent.id);
+		else if (c)
 			deliver(c, false);
 		PQfreemem(n);
 	}
@@ -583,7 +586,8 @@ static void listen_commands(struct push_server *ps)
 		log_warnx("push: command listener: %s", err);
 		return;
 	}
-	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0) {
+	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0 ||
+	    db_exec(ps->listen_db, "LISTEN strata_revoked", 0, NULL, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
 		return;
 	}

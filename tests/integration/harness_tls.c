@@ -97,9 +97,16 @@ int ht_send(SSL *ssl, uint16_t type, const void *payload, size_t len)
 	hdr[3] = (uint8_t)l;
 	hdr[4] = (uint8_t)(type >> 8);
 	hdr[5] = (uint8_t)type;
-	if (ht_write(ssl, hdr, sizeof(hdr)) != 0)
+	/* One write, one TLS record: a header sent alone waits for a delayed ACK (Nagle). */
+	uint8_t *buf = malloc(sizeof(hdr) + len);
+	if (!buf)
 		return -1;
-	return len ? ht_write(ssl, payload, len) : 0;
+	memcpy(buf, hdr, sizeof(hdr));
+	if (len)
+		memcpy(buf + sizeof(hdr), payload, len);
+	int rc = ht_write(ssl, buf, sizeof(hdr) + len);
+	free(buf);
+	return rc;
 }
 
 int ht_send_str(SSL *ssl, uint16_t type, const char *payload)

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "agentproto.h"
+#include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
 #include "harness_tls.h"
@@ -25,12 +26,6 @@
 #include "tls.h"
 
 static struct hnode slave, small; /* small: one licence seat */
-
-struct agent {
-	EVP_PKEY *key;
-	char pub[65];
-	char id[65];
-};
 
 static int suite_init(void)
 {
@@ -53,148 +48,19 @@ static int suite_clean(void)
 	return 0;
 }
 
-/* A new agent token from strata-ctl, malloc'd. */
+/* Tokens put their endpoints into /lab/rack1. */
 static char *make_token(struct hnode *n)
 {
-	char *out = NULL, *tok = NULL;
-	if (hp_ctl(n, &out, "agent-token", "create", "--group", "/lab/rack1", NULL) == 0) {
-		char *p = strstr(out, "stk1.");
-		if (p)
-			tok = strndup(p, strcspn(p, " \t\r\n\",|"));
-	}
-	free(out);
-	return tok;
+	return ha_make_token(n, "/lab/rack1");
 }
 
-static SSL *connect_pinned(struct hnode *n, const char *token)
+/* Authenticates and checks the slave's configured heartbeat came back. */
+static SSL *agent_auth(struct hnode *n, struct hagent *a, const char *token)
 {
-	char err[512];
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)n->push_port) };
-	struct timeval tv = { .tv_sec = 5 };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return NULL;
-	}
-	SSL_CTX *ctx = tls_client_ctx_pinned(err, sizeof(err));
-	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-	SSL_CTX_free(ctx);
-	X509 *ca = NULL;
-	const char *pin = token + strlen(token) - TLS_PIN_HEX_LEN;
-	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1 ||
-	    tls_check_pin(ssl, pin, &ca, err, sizeof(err)) != 0) {
-		fprintf(stderr, "test agent: TLS to the push port failed: %s\n", err);
-		SSL_free(ssl);
-		close(fd);
-		return NULL;
-	}
-	X509_free(ca);
-	return ssl;
-}
-
-static int send_json(SSL *ssl, uint16_t type, json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	int rc = ht_send_str(ssl, type, s);
-	free(s);
-	json_decref(o);
-	return rc;
-}
-
-/* Next frame as JSON; type 0 when the connection closed or timed out. */
-static json_t *recv_json(SSL *ssl, uint16_t *type)
-{
-	char *payload = NULL;
-	size_t len;
-	*type = 0;
-	if (ht_recv(ssl, type, &payload, &len) != 0) {
-		*type = 0;
-		return NULL;
-	}
-	json_t *o = json_loads(payload, 0, NULL);
-	free(payload);
-	return o;
-}
-
-/* True when the next frame is ERROR with this code and the connection then closes. */
-static bool expect_error(SSL *ssl, const char *code)
-{
-	uint16_t type;
-	json_t *o = recv_json(ssl, &type);
-	const char *c = json_string_value(json_object_get(o, "code"));
-	bool ok = type == MSG_ERROR && c && strcmp(c, code) == 0;
-	if (!ok)
-		fprintf(stderr, "expected ERROR %s, got type %u %s\n", code, type,
-			c ? c : "(no code)");
-	json_decref(o);
-	return ok && ht_wait_closed(ssl, NULL);
-}
-
-static json_t *enrol_msg(struct agent *a, const char *token)
-{
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s}", "proto", AGENT_PROTO_VERSION,
-			 "token", token, "key", a->pub, "hostname", "host-test", "os", "linux",
-			 "agent_version", "1.0.0", "mode", "push");
-}
-
-static bool agent_new(struct agent *a)
-{
-	char err[256];
-	memset(a, 0, sizeof(*a));
-	a->key = tls_key_generate(err, sizeof(err));
-	return a->key && agentproto_pubkey_hex(a->key, a->pub) == 0;
-}
-
-/* Enrols; true with a->id set. */
-static bool agent_enrol(struct hnode *n, struct agent *a, const char *token)
-{
-	uint16_t type;
-	SSL *ssl = connect_pinned(n, token);
-	if (!ssl || send_json(ssl, A_ENROL, enrol_msg(a, token)) != 0) {
-		ht_close(ssl);
-		return false;
-	}
-	json_t *o = recv_json(ssl, &type);
-	struct amsg_enrol_ok m;
-	char err[256];
-	bool ok = type == A_ENROL_OK && agentproto_decode_enrol_ok(o, &m, err, sizeof(err)) == 0 &&
-		  strstr(m.ca, "BEGIN CERTIFICATE");
-	if (ok)
-		snprintf(a->id, sizeof(a->id), "%s", m.agent_id);
-	json_decref(o);
-	ok = ok && ht_wait_closed(ssl, NULL);
-	ht_close(ssl);
-	return ok;
-}
-
-static json_t *auth_msg(SSL *ssl, struct agent *a)
-{
-	char sig[129];
-	if (agentproto_sign(ssl, a->key, sig) != 0)
-		return NULL;
-	return json_pack("{s:i, s:s, s:s, s:s}", "proto", AGENT_PROTO_VERSION, "agent_id", a->id,
-			 "sig", sig, "mode", "push");
-}
-
-/* Connects and authenticates; the SSL after A_AUTH_OK, or NULL. */
-static SSL *agent_auth(struct hnode *n, struct agent *a, const char *token)
-{
-	uint16_t type;
-	SSL *ssl = connect_pinned(n, token);
-	if (!ssl || send_json(ssl, A_AUTH, auth_msg(ssl, a)) != 0) {
-		ht_close(ssl);
-		return NULL;
-	}
-	json_t *o = recv_json(ssl, &type);
-	struct amsg_auth_ok m;
-	char err[256];
-	bool ok = type == A_AUTH_OK && agentproto_decode_auth_ok(o, &m, err, sizeof(err)) == 0 &&
-		  m.heartbeat == 5;
-	json_decref(o);
-	if (!ok) {
-		fprintf(stderr, "A_AUTH answered with type %u\n", type);
+	int hb = 0;
+	SSL *ssl = ha_auth(n, a, token, &hb);
+	if (ssl && hb != 5) {
+		fprintf(stderr, "A_AUTH_OK announced heartbeat %d, not 5\n", hb);
 		ht_close(ssl);
 		return NULL;
 	}
@@ -215,13 +81,13 @@ static long long q_ll(struct hnode *n, const char *fmt, ...)
 
 static void test_enrol_auth_online(void)
 {
-	struct agent a;
+	struct hagent a;
 	char *out = NULL;
 	uint16_t type;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a));
-	CU_ASSERT_FATAL(agent_enrol(&slave, &a, token));
+	CU_ASSERT_FATAL(ha_new(&a));
+	CU_ASSERT_FATAL(ha_enrol(&slave, &a, token));
 	CU_ASSERT_EQUAL(strlen(a.id), 32);
 	SSL *ssl = agent_auth(&slave, &a, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
@@ -237,15 +103,19 @@ static void test_enrol_auth_online(void)
 	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM events e JOIN endpoints p ON "
 			     "p.id = e.endpoint_id WHERE p.uid = '%s' AND e.kind = 'status' AND "
 			     "e.details->>'to' = 'online'", a.id), 1);
-	CU_ASSERT_EQUAL(send_json(ssl, A_POLICY_GET, json_object()), 0);
-	json_t *o = recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_POLICY_GET, json_object()), 0);
+	json_t *o = ha_recv_json(ssl, &type);
 	CU_ASSERT_EQUAL(type, A_POLICY);
 	json_decref(o);
-	CU_ASSERT_EQUAL(send_json(ssl, A_BYE, json_object()), 0);
-	o = recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_BYE, json_object()), 0);
+	o = ha_recv_json(ssl, &type);
 	CU_ASSERT_EQUAL(type, A_BYE_OK);
 	json_decref(o);
-	CU_ASSERT(ht_wait_closed(ssl, NULL));
+	/* The agent, not the server, closes after A_BYE_OK: it may still answer commands. */
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_POLICY_GET, json_object()), 0);
+	o = ha_recv_json(ssl, &type);
+	CU_ASSERT_EQUAL(type, A_POLICY);
+	json_decref(o);
 	ht_close(ssl);
 	EVP_PKEY_free(a.key);
 	free(token);
@@ -262,12 +132,12 @@ static long long commits(void)
 
 static void test_heartbeats_batched(void)
 {
-	struct agent a[HB_AGENTS];
+	struct hagent a[HB_AGENTS];
 	SSL *ssl[HB_AGENTS] = { 0 };
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
 	for (int i = 0; i < HB_AGENTS; i++) {
-		CU_ASSERT_FATAL(agent_new(&a[i]) && agent_enrol(&slave, &a[i], token));
+		CU_ASSERT_FATAL(ha_new(&a[i]) && ha_enrol(&slave, &a[i], token));
 		ssl[i] = agent_auth(&slave, &a[i], token);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(ssl[i]);
 	}
@@ -315,22 +185,22 @@ static bool take_command(SSL *ssl, const char *kind)
 	uint16_t type;
 	struct amsg_command m;
 	char err[256];
-	json_t *o = recv_json(ssl, &type);
+	json_t *o = ha_recv_json(ssl, &type);
 	bool ok = type == A_COMMAND && agentproto_decode_command(o, &m, err, sizeof(err)) == 0 &&
 		  strcmp(m.kind, kind) == 0;
 	if (ok)
-		ok = send_json(ssl, A_COMMAND_ACK, json_pack("{s:I}", "id", (json_int_t)m.id)) == 0;
+		ok = ha_send_json(ssl, A_COMMAND_ACK, json_pack("{s:I}", "id", (json_int_t)m.id)) == 0;
 	json_decref(o);
 	return ok;
 }
 
 static void test_commands(void)
 {
-	struct agent a;
+	struct hagent a;
 	int one = 1, two = 2;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, token));
 	wait_uid = a.id;
 	SSL *ssl = agent_auth(&slave, &a, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
@@ -355,19 +225,19 @@ static void test_commands(void)
 
 static void test_event(void)
 {
-	struct agent a;
+	struct hagent a;
 	uint16_t type;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, token));
 	SSL *ssl = agent_auth(&slave, &a, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(send_json(ssl, A_EVENT,
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_EVENT,
 				  json_pack("{s:i, s:s, s:s, s:s, s:{s:s}}", "seq", 7, "kind",
 					    "malware", "severity", "high", "occurred_at",
 					    "2024-05-01T10:00:00Z", "details", "file", "/tmp/x")),
 			0);
-	json_t *o = recv_json(ssl, &type);
+	json_t *o = ha_recv_json(ssl, &type);
 	CU_ASSERT_EQUAL(type, A_EVENT_ACK);
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "seq")), 7);
 	json_decref(o);
@@ -381,27 +251,27 @@ static void test_event(void)
 
 static void test_token_refused(void)
 {
-	struct agent a;
+	struct hagent a;
 	char bad[256];
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a));
+	CU_ASSERT_FATAL(ha_new(&a));
 	/* Same id and pin, another secret. */
 	snprintf(bad, sizeof(bad), "%s", token);
 	char *secret = strchr(strchr(bad, '.') + 1, '.') + 1;
 	secret[0] = secret[0] == 'a' ? 'b' : 'a';
-	SSL *ssl = connect_pinned(&slave, bad);
+	SSL *ssl = ha_connect_pinned(&slave, bad);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&a, bad)), 0);
-	CU_ASSERT(expect_error(ssl, "token"));
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_ENROL, ha_enrol_msg(&a, bad)), 0);
+	CU_ASSERT(ha_expect_error(ssl, "token"));
 	ht_close(ssl);
 
 	CU_ASSERT_EQUAL(q_ll(&slave, "UPDATE agent_tokens SET expires_at = now() - interval "
 			     "'1 minute' WHERE id = split_part('%s', '.', 2) RETURNING 1", token), 1);
-	ssl = connect_pinned(&slave, token);
+	ssl = ha_connect_pinned(&slave, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&a, token)), 0);
-	CU_ASSERT(expect_error(ssl, "token"));
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_ENROL, ha_enrol_msg(&a, token)), 0);
+	CU_ASSERT(ha_expect_error(ssl, "token"));
 	ht_close(ssl);
 	EVP_PKEY_free(a.key);
 	free(token);
@@ -409,15 +279,15 @@ static void test_token_refused(void)
 
 static void test_seats(void)
 {
-	struct agent a, b;
+	struct hagent a, b;
 	char *token = make_token(&small);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_new(&b));
-	CU_ASSERT(agent_enrol(&small, &a, token));
-	SSL *ssl = connect_pinned(&small, token);
+	CU_ASSERT_FATAL(ha_new(&a) && ha_new(&b));
+	CU_ASSERT(ha_enrol(&small, &a, token));
+	SSL *ssl = ha_connect_pinned(&small, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(send_json(ssl, A_ENROL, enrol_msg(&b, token)), 0);
-	CU_ASSERT(expect_error(ssl, "seats"));
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_ENROL, ha_enrol_msg(&b, token)), 0);
+	CU_ASSERT(ha_expect_error(ssl, "seats"));
 	ht_close(ssl);
 	CU_ASSERT(hp_wait_log(&small, "licence seats exhausted (1 of 1 used)", 5));
 	EVP_PKEY_free(a.key);
@@ -427,22 +297,22 @@ static void test_seats(void)
 
 static void test_auth_refused(void)
 {
-	struct agent a, ghost;
+	struct hagent a, ghost;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token) && agent_new(&ghost));
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, token) && ha_new(&ghost));
 	snprintf(ghost.id, sizeof(ghost.id), "00000000000000000000000000000000");
-	SSL *ssl = connect_pinned(&slave, token);
+	SSL *ssl = ha_connect_pinned(&slave, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(send_json(ssl, A_AUTH, auth_msg(ssl, &ghost)), 0);
-	CU_ASSERT(expect_error(ssl, "unregistered"));
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_AUTH, ha_auth_msg(ssl, &ghost)), 0);
+	CU_ASSERT(ha_expect_error(ssl, "unregistered"));
 	ht_close(ssl);
 
 	/* A proof made for one TLS session does not open another. */
-	SSL *first = connect_pinned(&slave, token), *second = connect_pinned(&slave, token);
+	SSL *first = ha_connect_pinned(&slave, token), *second = ha_connect_pinned(&slave, token);
 	CU_ASSERT_FATAL(first && second);
-	CU_ASSERT_EQUAL(send_json(second, A_AUTH, auth_msg(first, &a)), 0);
-	CU_ASSERT(expect_error(second, "auth"));
+	CU_ASSERT_EQUAL(ha_send_json(second, A_AUTH, ha_auth_msg(first, &a)), 0);
+	CU_ASSERT(ha_expect_error(second, "auth"));
 	ht_close(first);
 	ht_close(second);
 	EVP_PKEY_free(a.key);
@@ -454,25 +324,25 @@ static void test_heartbeat_preauth(void)
 {
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	SSL *ssl = connect_pinned(&slave, token);
+	SSL *ssl = ha_connect_pinned(&slave, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
 	CU_ASSERT_EQUAL(ht_send_str(ssl, A_HEARTBEAT, "{}"), 0);
-	CU_ASSERT(expect_error(ssl, "protocol"));
+	CU_ASSERT(ha_expect_error(ssl, "protocol"));
 	ht_close(ssl);
 	free(token);
 }
 
 static void test_heartbeat_flood(void)
 {
-	struct agent a;
+	struct hagent a;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, token));
 	SSL *ssl = agent_auth(&slave, &a, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
 	for (int i = 0; i < 30; i++)
 		(void)ht_send_str(ssl, A_HEARTBEAT, "{}");
-	CU_ASSERT(expect_error(ssl, "rate"));
+	CU_ASSERT(ha_expect_error(ssl, "rate"));
 	ht_close(ssl);
 	EVP_PKEY_free(a.key);
 	free(token);
@@ -487,10 +357,10 @@ static bool went_offline(void *arg)
 
 static void test_offline_sweep(void)
 {
-	struct agent a;
+	struct hagent a;
 	char *token = make_token(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
-	CU_ASSERT_FATAL(agent_new(&a) && agent_enrol(&slave, &a, token));
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, token));
 	SSL *ssl = agent_auth(&slave, &a, token);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
 	offline_uid = a.id;

@@ -55,6 +55,8 @@ static const struct build_case cases[] = {
 	{ { "report", "endpoints" }, OK("report.endpoints", "{}") },
 	{ { "endpoint", "command", "abc", "sync_now", "--args", "{\"a\":1}" },
 	  OK("endpoint.command", "{\"uid\":\"abc\",\"kind\":\"sync_now\",\"args\":{\"a\":1}}") },
+	{ { "endpoint", "revoke", "abc" }, OK("endpoint.revoke", "{\"uid\":\"abc\"}") },
+	{ { "endpoint", "revoke" }, USAGE("endpoint.revoke", "missing UID") },
 	{ { "agent-token", "create", "--group", "/lab", "--expires", "600" },
 	  OK("agent-token.create", "{\"group\":\"/lab\",\"expires\":600}") },
 	{ { "register", "--master", "m.example:7073", "--token", "abc.def" },
@@ -215,7 +217,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 20);
+	CU_ASSERT_EQUAL(n, 21);
 }
 
 static void test_find_command(void)
