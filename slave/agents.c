@@ -299,6 +299,14 @@ int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *e
 	return rc;
 }
 
+int agents_announce_auth(struct db *db, int64_t id, int pid, char *err, size_t errlen)
+{
+	char payload[48];
+	snprintf(payload, sizeof(payload), "%" PRId64 ":%d", id, pid);
+	const char *p[] = { payload };
+	return db_exec(db, "SELECT pg_notify('strata_agent_auth', $1)", 1, p, err, errlen);
+}
+
 int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
 		       const char *address, char *err, size_t errlen)
 {

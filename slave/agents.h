@@ -59,6 +59,13 @@ int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *e
  * an unreachable range), the mode, the address, last_seen now, and a
  * 'status' event when the status changed.
  */
+/*
+ * Tells every push worker that endpoint id authenticated in process pid
+ * (NOTIFY strata_agent_auth "id:pid"), so a worker still holding an older
+ * connection of that agent drops it and cannot take its commands.
+ */
+int agents_announce_auth(struct db *db, int64_t id, int pid, char *err, size_t errlen);
+
 int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
 		       const char *address, char *err, size_t errlen);
 /* One statement for all n last_seen values (epoch seconds). */

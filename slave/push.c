@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <time.h>
@@ -230,6 +231,8 @@ static void on_auth(struct agent_conn *c, json_t *o)
 		conn_internal(c, "status update", err);
 		return;
 	}
+	if (agents_announce_auth(c->ps->d->db, c->agent.id, (int)getpid(), err, sizeof(err)) != 0)
+		log_warnx("push %s: %s", c->peer, err);
 	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
 	chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
 	/* Three missed heartbeats end the connection as they end "online". */
@@ -561,8 +564,15 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	while ((n = PQnotifies(conn)) != NULL) {
-		struct agent_conn *c = find_authed(ps, strtoll(n->extra, NULL, 10));
-		if (c && strcmp(n->relname, "strata_revoked") == 0)
+		char *rest = NULL;
+		struct agent_conn *c = find_authed(ps, strtoll(n->extra, &rest, 10));
+		if (c && strcmp(n->relname, "strata_agent_auth") == 0) {
+			/* The agent came back through another worker: this
+			 * connection is stale and must not take its commands. */
+			if (rest && *rest == ':' && atoi(rest + 1) != (int)getpid())
+				conn_fail(c, PROTO_ERR_PROTOCOL,
+					  "replaced by a newer connection on another push worker");
+		} else if (c && strcmp(n->relname, "strata_revoked") == 0)
 			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
 				  c->agent.id);
 		else if (c)
@@ -587,7 +597,8 @@ static void listen_commands(struct push_server *ps)
 		return;
 	}
 	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0 ||
-	    db_exec(ps->listen_db, "LISTEN strata_revoked", 0, NULL, err, sizeof(err)) != 0) {
+	    db_exec(ps->listen_db, "LISTEN strata_revoked", 0, NULL, err, sizeof(err)) != 0 ||
+	    db_exec(ps->listen_db, "LISTEN strata_agent_auth", 0, NULL, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
 		return;
 	}

@@ -17,8 +17,12 @@
 
 #include <CUnit/Basic.h>
 
+#include "agentproto.h"
+#include "proto.h"
+#include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
+#include "harness_tls.h"
 
 #define NAGENTS	 30
 #define NWORKERS 3
@@ -299,6 +303,40 @@ static void test_commands_any_worker(void)
 	CU_ASSERT(hp_wait(all_acked, NULL, 30));
 }
 
+/*
+ * An agent that reconnects (its old connection half-dead, say) may land on
+ * another worker: the older connection is cut wherever it is held, so it
+ * cannot take the agent's commands. Twelve reconnects over three workers
+ * cross workers with near certainty; the log shows that they did.
+ */
+static void test_stale_connection_elsewhere(void)
+{
+	struct hagent a = { 0 };
+	char *tok = ha_make_token(&slave, "/stale");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, tok));
+	SSL *prev = ha_auth(&slave, &a, tok, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(prev);
+	for (int i = 0; i < 12; i++) {
+		SSL *next = ha_auth(&slave, &a, tok, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+		CU_ASSERT_TRUE(ha_expect_error(prev, PROTO_ERR_PROTOCOL));
+		ht_close(prev);
+		prev = next;
+	}
+	CU_ASSERT_TRUE(hp_log_contains(&slave, "replaced by a newer connection on another push "
+					       "worker"));
+	/* The command goes to the live connection. */
+	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", a.id, "sync_now", NULL), 0);
+	uint16_t type = 0;
+	json_t *o = ha_recv_json(prev, &type);
+	CU_ASSERT_EQUAL(type, A_COMMAND);
+	json_decref(o);
+	ht_close(prev);
+	EVP_PKEY_free(a.key);
+	free(tok);
+}
+
 static void test_stop_leaves_no_worker(void)
 {
 	pid_t pids[NWORKERS];
@@ -349,6 +387,7 @@ int main(void)
 	CU_add_test(s, "agents spread over three workers, all online", test_agents_spread);
 	CU_add_test(s, "a killed worker is restarted, its agents come back", test_worker_killed);
 	CU_add_test(s, "a command reaches an agent on any worker", test_commands_any_worker);
+	CU_add_test(s, "a stale connection on another worker is cut", test_stale_connection_elsewhere);
 	CU_add_test(s, "SIGTERM stops every worker", test_stop_leaves_no_worker);
 	CU_add_test(s, "an agent in an unreachable range is never online", test_unreachable_range);
 	return hp_run_suite();
