@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,51 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	return -1;
 }
 
+static int parse_int(const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* The simulator's own options; true when opt was one of them (then *bad says if its value was). */
+static bool sim_option(struct acli *o, bool enrol, const char *opt, const char *val, char *err,
+		       size_t errlen, bool *bad)
+{
+	static const struct {
+		const char *name;
+		bool enrol, run;
+		long min, max;
+		size_t off;
+	} table[] = {
+		{ "--procs", true, true, 1, 1024, offsetof(struct acli, procs) },
+		{ "--inflight", true, true, 1, 100000, offsetof(struct acli, inflight) },
+		{ "--rate", false, true, 1, 1000000, offsetof(struct acli, rate) },
+		{ "--duration", false, true, 1, 86400 * 365, offsetof(struct acli, duration) },
+		{ "--fast-heartbeat", false, true, 1, 3600, offsetof(struct acli, fast_heartbeat) },
+	};
+	if (strcmp(opt, "--sources") == 0) {
+		o->sources = val;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcmp(opt, table[i].name) != 0 || !(enrol ? table[i].enrol : table[i].run))
+			continue;
+		if (parse_int(val, table[i].min, table[i].max, (int *)((char *)o + table[i].off)) !=
+		    0) {
+			fail(err, errlen, "%s %s: must be %ld to %ld", opt, val, table[i].min,
+			     table[i].max);
+			*bad = true;
+			return false;
+		}
+		return true;
+	}
+	return false;
+}
+
 int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 {
 	const char *server = NULL;
@@ -59,6 +105,10 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 			o->verbose = true;
 		} else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
 			o->state_dir = argv[++i];
+		} else if (strcmp(argv[i], "--simulate") == 0 && i + 1 < argc) {
+			if (parse_int(argv[++i], 1, 10000000, &o->simulate) != 0)
+				return fail(err, errlen,
+					    "--simulate %s: must be 1 to 10000000 agents", argv[i]);
 		} else {
 			return fail(err, errlen, "unknown or incomplete option %s", argv[i]);
 		}
@@ -73,7 +123,7 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 		return fail(err, errlen, "unknown command %s", argv[i]);
 	for (i++; i < argc; i++) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-		bool enrol = o->cmd == ACLI_ENROL;
+		bool enrol = o->cmd == ACLI_ENROL, bad = false;
 		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
 			o->help = true;
 			return 0;
@@ -101,6 +151,10 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 			o->poll_interval = (int)v;
 		} else if (!enrol && strcmp(opt, "--scan-root") == 0)
 			o->scan_root = val;
+		else if (o->simulate && sim_option(o, enrol, opt, val, err, errlen, &bad))
+			;
+		else if (bad)
+			return -1;
 		else
 			return fail(err, errlen, "unknown option %s", opt);
 		i++;
@@ -113,6 +167,8 @@ int acli_parse(int argc, char **argv, struct acli *o, char *err, size_t errlen)
 				    "enrol needs --server HOST:PORT and --token TOKEN");
 		if (acli_split_hostport(server, o->host, sizeof(o->host), &o->port) != 0)
 			return fail(err, errlen, "--server %s: expected HOST:PORT", server);
+		if (o->simulate && strcmp(o->mode, "push") != 0)
+			return fail(err, errlen, "%s", "simulated agents are push agents");
 		if (strcmp(o->mode, "push") != 0 && strcmp(o->mode, "poll") != 0)
 			return fail(err, errlen, "--mode %s: must be push or poll", o->mode);
 		if (o->hostname && (!*o->hostname || strlen(o->hostname) > 253))

@@ -12,6 +12,10 @@
 	"usage: strata-agent [-v] -s STATE_DIR enrol --server HOST:PORT --token TOKEN\n"           \
 	"                    [--mode push|poll] [--hostname NAME]\n"                               \
 	"       strata-agent [-v] -s STATE_DIR run [--poll-interval S] [--scan-root DIR]\n"        \
+	"       strata-agent -s DIR --simulate N enrol --server HOST:PORT --token TOKEN\n"         \
+	"                    [--procs P] [--inflight K] [--sources A[-B]]\n"                       \
+	"       strata-agent -s DIR --simulate N run [--procs P] [--sources A[-B]] [--rate R]\n"   \
+	"                    [--inflight K] [--duration S] [--fast-heartbeat S]\n"                 \
 	"       strata-agent -h\n"
 
 #define ACLI_POLL_DEFAULT 300
@@ -27,6 +31,10 @@ struct acli {
 	const char *token, *mode, *hostname; /* mode defaults to "push" */
 	int poll_interval;		     /* seconds, 1..86400 */
 	const char *scan_root;		     /* NULL: any path may be scanned */
+	/* --simulate N (sim.h): 0 = a real agent */
+	int simulate;
+	int procs, rate, inflight, duration, fast_heartbeat; /* 0: the simulator's defaults */
+	const char *sources;
 };
 
 /* 0, or -1 with the reason in err (a usage error: exit code 2). Strings point into argv. */

@@ -8,12 +8,36 @@
 #include "conn.h"
 #include "enrol.h"
 #include "log.h"
+#include "sim.h"
 #include "state.h"
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_notice("agent: signal %d, stopping", (int)sig);
 	aconn_stop(arg);
+}
+
+/* --simulate N: the simulator forks its own processes, each with its own event loop. */
+static int simulate(const struct acli *cli)
+{
+	char err[1024];
+	struct sim_opts o = { .dir = cli->state_dir,
+			      .n = cli->simulate,
+			      .procs = cli->procs,
+			      .host = cli->host,
+			      .port = cli->port,
+			      .token = cli->token,
+			      .sources = cli->sources,
+			      .rate = cli->rate,
+			      .inflight = cli->inflight,
+			      .duration = cli->duration,
+			      .fast_heartbeat =
+				  cli->fast_heartbeat ? cli->fast_heartbeat : SIM_FAST_HEARTBEAT };
+	int rc = cli->cmd == ACLI_ENROL ? sim_enrol(&o, err, sizeof(err))
+					: sim_run(&o, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "strata-agent: simulator: %s\n", err);
+	return rc == 0 ? 0 : 1;
 }
 
 static int run(struct event_base *base, const struct acli *cli)
@@ -63,6 +87,8 @@ int main(int argc, char **argv)
 	/* A write to a closed connection is an error to handle, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	if (cli.simulate)
+		return simulate(&cli);
 	struct event_base *base = event_base_new();
 	if (!base) {
 		fprintf(stderr, "strata-agent: cannot create the event loop\n");

@@ -1,0 +1,141 @@
+#include <CUnit/Basic.h>
+
+#include <string.h>
+
+#include "cli.h"
+#include "sim.h"
+
+static void test_sources(void)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		uint32_t first, count;
+	} cases[] = {
+		{ "127.0.0.2", 0, 0x7f000002u, 1 },
+		{ "127.0.0.2-127.0.0.50", 0, 0x7f000002u, 49 },
+		{ "127.0.0.255-127.0.1.1", 0, 0x7f0000ffu, 3 },
+		{ "10.0.0.1-10.0.255.255", 0, 0x0a000001u, 65535 },
+		{ "10.0.0.0-10.1.0.0", -1, 0, 0 },    /* 65537 addresses */
+		{ "127.0.0.50-127.0.0.2", -1, 0, 0 }, /* reversed */
+		{ "127.0.0.2-", -1, 0, 0 },
+		{ "-127.0.0.2", -1, 0, 0 },
+		{ "", -1, 0, 0 },
+		{ "localhost", -1, 0, 0 },
+		{ "::1", -1, 0, 0 },
+		{ "127.0.0.256", -1, 0, 0 },
+		{ "127.0.0.1-127.0.0.2-127.0.0.3", -1, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sim_sources s = { 0, 0 };
+		char err[256] = "";
+		int rc = sim_sources_parse(cases[i].text, &s, err, sizeof(err));
+		CU_ASSERT_EQUAL(rc, cases[i].rc);
+		if (rc == 0) {
+			CU_ASSERT_EQUAL(s.first, cases[i].first);
+			CU_ASSERT_EQUAL(s.count, cases[i].count);
+		} else {
+			CU_ASSERT(strstr(err, "--sources") != NULL);
+		}
+	}
+}
+
+static void test_sources_round_robin(void)
+{
+	struct sim_sources s = { 0x7f000002u, 3 };
+	static const uint32_t want[] = { 0x7f000002u, 0x7f000003u, 0x7f000004u, 0x7f000002u,
+					 0x7f000003u };
+	for (uint64_t i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(sim_sources_at(&s, i), want[i]);
+	CU_ASSERT_EQUAL(sim_sources_at(&s, 3000000001ull), 0x7f000003u); /* 3e9 + 1 */
+}
+
+static void test_default_procs(void)
+{
+	static const int cases[][2] = { { 1, 1 },     { 14999, 1 }, { 15000, 1 },
+					{ 15001, 2 }, { 50000, 4 }, { 60000, 4 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CU_ASSERT_EQUAL(sim_default_procs(cases[i][0]), cases[i][1]);
+}
+
+/* Every agent lands in exactly one share, in order, and shares differ by at most one. */
+static void test_share(void)
+{
+	static const int cases[][2] = { { 50000, 4 }, { 10, 3 },    { 7, 7 },
+					{ 1, 1 },     { 15001, 2 }, { 2000000, 1000 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = cases[i][0], procs = cases[i][1], next = 0, min = n, max = 0;
+		for (int p = 0; p < procs; p++) {
+			int start, count;
+			sim_share(n, procs, p, &start, &count);
+			CU_ASSERT_EQUAL(start, next);
+			next = start + count;
+			min = count < min ? count : min;
+			max = count > max ? count : max;
+		}
+		CU_ASSERT_EQUAL(next, n);
+		CU_ASSERT(max - min <= 1);
+	}
+	int start, count;
+	sim_share(10, 3, 0, &start, &count);
+	CU_ASSERT(start == 0 && count == 3);
+	sim_share(10, 3, 2, &start, &count);
+	CU_ASSERT(start == 6 && count == 4);
+}
+
+static void test_cli(void)
+{
+	struct acli o;
+	char err[256];
+	char *ok_run[] = { "a",	     "-s",	"/d",	      "--simulate", "50000",
+			   "run",    "--procs", "4",	      "--sources",  "127.0.0.2-127.0.0.9",
+			   "--rate", "500",	"--duration", "60",	    "--fast-heartbeat",
+			   "3" };
+	CU_ASSERT_EQUAL(acli_parse(16, ok_run, &o, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(o.simulate, 50000);
+	CU_ASSERT_EQUAL(o.procs, 4);
+	CU_ASSERT_EQUAL(o.rate, 500);
+	CU_ASSERT_EQUAL(o.duration, 60);
+	CU_ASSERT_EQUAL(o.fast_heartbeat, 3);
+	CU_ASSERT_STRING_EQUAL(o.sources, "127.0.0.2-127.0.0.9");
+
+	char *ok_enrol[] = { "a",	 "-s",	   "/d",      "--simulate", "10",	  "enrol",
+			     "--server", "h:7074", "--token", "t",	    "--inflight", "32" };
+	CU_ASSERT_EQUAL(acli_parse(12, ok_enrol, &o, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(o.cmd, ACLI_ENROL);
+	CU_ASSERT_EQUAL(o.inflight, 32);
+	CU_ASSERT_STRING_EQUAL(o.host, "h");
+
+	/* Refused: zero agents, a run-only option on enrol, simulator options without --simulate.
+	 */
+	char *bad1[] = { "a", "-s", "/d", "--simulate", "0", "run" };
+	char *bad2[] = { "a",	     "-s",  "/d",      "--simulate", "5",      "enrol",
+			 "--server", "h:1", "--token", "t",	     "--rate", "10" };
+	char *bad3[] = { "a", "-s", "/d", "run", "--procs", "2" };
+	char *bad4[] = { "a", "-s", "/d", "--simulate", "5", "run", "--procs", "0" };
+	char *bad5[] = { "a",	     "-s",  "/d",      "--simulate", "5",      "enrol",
+			 "--server", "h:1", "--token", "t",	     "--mode", "poll" };
+	CU_ASSERT_EQUAL(acli_parse(6, bad1, &o, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(acli_parse(12, bad2, &o, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(acli_parse(6, bad3, &o, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(acli_parse(8, bad4, &o, err, sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "--procs") != NULL);
+	CU_ASSERT_EQUAL(acli_parse(12, bad5, &o, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("agent_sim", NULL, NULL);
+	CU_add_test(s, "source address ranges", test_sources);
+	CU_add_test(s, "source addresses round-robin", test_sources_round_robin);
+	CU_add_test(s, "processes by default", test_default_procs);
+	CU_add_test(s, "shares of the agents", test_share);
+	CU_add_test(s, "simulator command lines", test_cli);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures > 0 ? 1 : 0;
+}
