@@ -77,6 +77,14 @@ int hp_enrol(struct hnode *master, struct hnode *slave);
 /* Runs `sync now` on the slave; 0 on success. */
 int hp_sync(struct hnode *slave);
 
+/* The agent binary of this build. */
+#define HP_AGENT STRATA_BINARY_DIR "/strata-agent"
+/* Starts HP_AGENT with the given arguments (NULL-terminated), its output
+ * appended to log; returns the pid (-1 on failure). */
+pid_t hp_spawn_agent(const char *log, ...) __attribute__((sentinel));
+/* Sends sig to *pid (when > 0), reaps it and sets *pid to 0. */
+void hp_reap(pid_t *pid, int sig);
+
 /* Standard CUnit main: runs the registry, returns 1 on any failure. */
 int hp_run_suite(void);
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
 #include "tls.h"
@@ -26,34 +27,15 @@ static char agent_dir[600], scan_dir[600], agent_log[700];
 static pid_t agent_pid;
 static char agent_uid[80];
 
-static const char *agent_bin(void)
-{
-	return STRATA_BINARY_DIR "/strata-agent";
-}
-
 static pid_t start_agent(void)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		FILE *f = fopen(agent_log, "a");
-		if (f) {
-			dup2(fileno(f), 1);
-			dup2(fileno(f), 2);
-		}
-		execl(agent_bin(), agent_bin(), "-v", "-s", agent_dir, "run", "--scan-root", scan_dir,
-		      (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	return hp_spawn_agent(agent_log, "-v", "-s", agent_dir, "run", "--scan-root", scan_dir,
+			      NULL);
 }
 
 static void stop_agent(int sig)
 {
-	if (agent_pid > 0) {
-		kill(agent_pid, sig);
-		waitpid(agent_pid, NULL, 0);
-		agent_pid = 0;
-	}
+	hp_reap(&agent_pid, sig);
 }
 
 /* One number from a query whose $1 is arg. */
@@ -100,33 +82,18 @@ static int suite_clean(void)
 	return 0;
 }
 
-static char *token_create(void)
-{
-	char *out = NULL, *tok = NULL;
-	if (hp_ctl(&slave, &out, "--json", "agent-token", "create", "--group", "/branch/desks",
-		   NULL) == 0) {
-		char *p = strstr(out, "stk1.");
-		if (p) {
-			p[strcspn(p, "\"\n ")] = '\0';
-			tok = strdup(p);
-		}
-	}
-	free(out);
-	return tok;
-}
-
 static void test_enrol(void)
 {
 	char server[64], *out = NULL;
-	char *tok = token_create();
+	char *tok = ha_make_token(&slave, "/branch/desks");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
 	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
-	CU_ASSERT_EQUAL(hp_run(&out, agent_bin(), "-s", agent_dir, "enrol", "--server", server,
+	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
 			       "--token", tok, "--hostname", "desk-01", NULL),
 			0);
 	free(out);
 	/* Enrolling twice with the same state is refused. */
-	CU_ASSERT_EQUAL(hp_run(&out, agent_bin(), "-s", agent_dir, "enrol", "--server", server,
+	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
 			       "--token", tok, NULL),
 			1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "already enrolled"));

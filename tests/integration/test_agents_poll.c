@@ -26,11 +26,6 @@ static struct hnode slave;
 static char agent_dir[600], scan_dir[600], agent_log[700], uid[80];
 static pid_t agent_pid;
 
-static const char *agent_bin(void)
-{
-	return STRATA_BINARY_DIR "/strata-agent";
-}
-
 static int suite_init(void)
 {
 	if (hpg_require() != 0)
@@ -46,10 +41,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-	if (agent_pid > 0) {
-		kill(agent_pid, SIGTERM);
-		waitpid(agent_pid, NULL, 0);
-	}
+	hp_reap(&agent_pid, SIGTERM);
 	hp_cleanup(&slave);
 	return 0;
 }
@@ -66,7 +58,7 @@ static void test_enrol_poll(void)
 	char *tok = ha_make_token(&slave, "/poll");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
 	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
-	CU_ASSERT_EQUAL(hp_run(&out, agent_bin(), "-s", agent_dir, "enrol", "--server", server,
+	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
 			       "--token", tok, "--hostname", "poll-01", "--mode", "poll", NULL),
 			0);
 	free(out);
@@ -86,17 +78,8 @@ static bool polled(void *arg)
 
 static void test_runs_unreachable(void)
 {
-	agent_pid = fork();
-	if (agent_pid == 0) {
-		FILE *f = fopen(agent_log, "a");
-		if (f) {
-			dup2(fileno(f), 1);
-			dup2(fileno(f), 2);
-		}
-		execl(agent_bin(), agent_bin(), "-v", "-s", agent_dir, "run", "--poll-interval",
-		      POLL_INTERVAL, "--scan-root", scan_dir, (char *)NULL);
-		_exit(127);
-	}
+	agent_pid = hp_spawn_agent(agent_log, "-v", "-s", agent_dir, "run", "--poll-interval",
+				   POLL_INTERVAL, "--scan-root", scan_dir, NULL);
 	CU_ASSERT_FATAL(agent_pid > 0);
 	CU_ASSERT(hp_wait(polled, NULL, 20));
 	CU_ASSERT_EQUAL(q("SELECT count(*) FROM events v JOIN endpoints e ON e.id = "
