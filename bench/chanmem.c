@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,33 +48,110 @@ struct server {
 	int up; /* the clients write a byte here after each batch */
 };
 
-/* Bytes OpenSSL holds, counted through its allocator hooks. */
+/* Bytes OpenSSL holds, counted through its allocator hooks. With
+ * CHANMEM_SITES set, the allocations still live at the end that were made
+ * after the first sample are also listed by OpenSSL source line. */
 static size_t ossl_live;
+static bool track_sites;
+static int generation;
+
+#define SITE_SLOTS (1 << 22)
+struct site_rec {
+	void *p;
+	const char *file;
+	int line;
+	int gen;
+	size_t size;
+};
+static struct site_rec *sites;
+
+static size_t site_slot(void *p)
+{
+	size_t h = ((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull;
+	return h >> (64 - 22);
+}
+
+static void site_add(void *p, const char *file, int line, size_t size)
+{
+	if (!sites)
+		return;
+	size_t i = site_slot(p);
+	while (sites[i].p && sites[i].p != (void *)1)
+		i = (i + 1) & (SITE_SLOTS - 1);
+	sites[i] = (struct site_rec){ p, file, line, generation, size };
+}
+
+static void site_del(void *p)
+{
+	if (!sites)
+		return;
+	size_t i = site_slot(p);
+	while (sites[i].p) {
+		if (sites[i].p == p) {
+			sites[i].p = (void *)1;
+			return;
+		}
+		i = (i + 1) & (SITE_SLOTS - 1);
+	}
+}
 
 static void *count_malloc(size_t n, const char *file, int line)
 {
 	void *p = malloc(n);
-	if (p)
+	if (p) {
 		ossl_live += malloc_usable_size(p);
+		site_add(p, file, line, malloc_usable_size(p));
+	}
 	return p;
 }
 
 static void *count_realloc(void *p, size_t n, const char *file, int line)
 {
 	size_t old = p ? malloc_usable_size(p) : 0;
+	if (p)
+		site_del(p);
 	void *q = realloc(p, n);
 	if (q || n == 0)
 		ossl_live -= old;
-	if (q)
+	if (q) {
 		ossl_live += malloc_usable_size(q);
+		site_add(q, file, line, malloc_usable_size(q));
+	}
 	return q;
 }
 
 static void count_free(void *p, const char *file, int line)
 {
-	if (p)
+	if (p) {
 		ossl_live -= malloc_usable_size(p);
+		site_del(p);
+	}
 	free(p);
+}
+
+static int site_cmp(const void *a, const void *b)
+{
+	const struct site_rec *x = a, *y = b;
+	int c = strcmp(x->file ? x->file : "", y->file ? y->file : "");
+	return c ? c : x->line - y->line;
+}
+
+/* Live allocations of the second generation, summed per source line, per connection. */
+static void sites_report(int conns)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < SITE_SLOTS; i++)
+		if (sites[i].p && sites[i].p != (void *)1 && sites[i].gen == 1)
+			sites[n++] = sites[i];
+	qsort(sites, n, sizeof(*sites), site_cmp);
+	for (size_t i = 0; i < n;) {
+		size_t j = i, bytes = 0;
+		while (j < n && site_cmp(&sites[i], &sites[j]) == 0)
+			bytes += sites[j++].size;
+		fprintf(stderr, "%8.1f allocs %8.0f B  %s:%d\n", (double)(j - i) / conns,
+			(double)bytes / conns, sites[i].file, sites[i].line);
+		i = j;
+	}
 }
 
 struct sample {
@@ -271,6 +349,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: chanmem bare|chan|ssl N [CLIENT_CERT]\n");
 		return 2;
 	}
+	track_sites = getenv("CHANMEM_SITES") != NULL;
+	if (track_sites)
+		sites = calloc(SITE_SLOTS, sizeof(*sites));
 	CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free);
 	struct server s = { 0 };
 	if (strcmp(argv[1], "bare") == 0)
@@ -334,6 +415,7 @@ int main(int argc, char **argv)
 	if (s.mode == MODE_SSL) {
 		accept_blocking(&s, evconnlistener_get_fd(l), n1);
 		at_n1 = sample_now();
+		generation = 1;
 		if (write(down[1], "x", 1) != 1)
 			return 1;
 		accept_blocking(&s, evconnlistener_get_fd(l), n);
@@ -341,6 +423,7 @@ int main(int argc, char **argv)
 	} else {
 		serve_until(&s, n1, up[0]);
 		at_n1 = sample_now();
+		generation = 1;
 		if (write(down[1], "x", 1) != 1)
 			return 1;
 		serve_until(&s, n, up[0]);
@@ -351,6 +434,8 @@ int main(int argc, char **argv)
 	       "\"rss_per_conn\":%.0f,\"heap_per_conn\":%.0f,\"openssl_per_conn\":%.0f}\n",
 	       argv[1], n, client_cert, (double)(at_n.rss_kib - at_n1.rss_kib) * 1024.0 / per,
 	       (double)(at_n.heap - at_n1.heap) / per, (double)(at_n.ossl - at_n1.ossl) / per);
+	if (track_sites)
+		sites_report(n - n1);
 	if (write(down[1], "x", 1) != 1)
 		return 1;
 	waitpid(pid, NULL, 0);
