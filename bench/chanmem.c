@@ -2,13 +2,14 @@
  * chanmem: resident memory per idle TLS 1.3 connection on the server side,
  * with and without a chan on top of the bufferevent.
  *
- *   chanmem MODE N [CLIENT_CERT]
+ *   chanmem MODE N [CLIENT_CERT [FRAMES]]
  *
  * MODE is "bare" (bufferevent_openssl over the socket, nothing else),
  * "chan" (the same wrapped in a chan with a read timeout, as the push
  * server does) or "ssl" (the SSL object alone, handshaken by hand, no
  * bufferevent). CLIENT_CERT 1 (default) makes the clients present a
- * certificate, as authenticated agents do. The clients run in a child
+ * certificate, as authenticated agents do; FRAMES (default 0) small frames
+ * each client sends once connected. The clients run in a child
  * process so that only the server's memory is measured. Figures are the
  * growth between N/4 and N connections divided by 3N/4, so one-time costs
  * (the first chain of a buffer pool, OpenSSL's lazily loaded tables) drop
@@ -28,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -35,6 +37,7 @@
 #include <openssl/err.h>
 
 #include "chan.h"
+#include "frame.h"
 #include "tls.h"
 
 enum mode { MODE_BARE, MODE_CHAN, MODE_SSL };
@@ -264,11 +267,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static int client_connected;
 
+/* Frames each client sends once connected, as an agent's AUTH and first heartbeat. */
+static int client_frames;
+
 static void cli_event(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
 		client_connected++;
-	else
+		for (int i = 0; i < client_frames; i++) {
+			uint8_t frame[FRAME_HEADER_LEN + 2];
+			frame_header_encode(frame, 1, 2);
+			memcpy(frame + FRAME_HEADER_LEN, "{}", 2);
+			bufferevent_write(bev, frame, sizeof(frame));
+		}
+	} else
 		fprintf(stderr, "chanmem: a client connection failed (0x%x)\n", what);
 }
 
@@ -364,6 +376,7 @@ int main(int argc, char **argv)
 		return 2;
 	int n = atoi(argv[2]);
 	int client_cert = argc > 3 ? atoi(argv[3]) : 1;
+	client_frames = argc > 4 ? atoi(argv[4]) : 0;
 	int n1 = n / 4;
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
@@ -430,9 +443,10 @@ int main(int argc, char **argv)
 		at_n = sample_now();
 	}
 	double per = (double)(n - n1);
-	printf("{\"mode\":\"%s\",\"connections\":%d,\"client_cert\":%d,"
+	printf("{\"mode\":\"%s\",\"connections\":%d,\"client_cert\":%d,\"frames\":%d,"
 	       "\"rss_per_conn\":%.0f,\"heap_per_conn\":%.0f,\"openssl_per_conn\":%.0f}\n",
-	       argv[1], n, client_cert, (double)(at_n.rss_kib - at_n1.rss_kib) * 1024.0 / per,
+	       argv[1], n, client_cert, client_frames,
+	       (double)(at_n.rss_kib - at_n1.rss_kib) * 1024.0 / per,
 	       (double)(at_n.heap - at_n1.heap) / per, (double)(at_n.ossl - at_n1.ossl) / per);
 	if (track_sites)
 		sites_report(n - n1);

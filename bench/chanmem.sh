@@ -27,3 +27,5 @@ for cert in 1 0; do
 		"$bin" "$mode" "$n" "$cert"
 	done
 done
+# After an AUTH-and-heartbeat-sized exchange: buffers must go back to idle size.
+for mode in bare chan; do "$bin" "$mode" "$n" 0 2; done
