@@ -19,28 +19,49 @@
 /* How long a closing chan may spend flushing output to a peer that does
  * not read before it is dropped anyway. */
 #define CHAN_FLUSH_CAP_SEC 5
+/* Longest peer description and close reason kept (as before, when both
+ * were fixed arrays of 96 and 256 bytes). */
+#define CHAN_PEER_MAX	95
+#define CHAN_REASON_MAX 255
 
-struct chan {
-	struct event_base *base;
-	struct bufferevent *bev;
-	char peer[96];
-	uint32_t max_frame;
-	int timeout_sec;
-	bool drain_set;
-	struct chan_cbs cbs;
-	void *arg;
-
-	bool closed;
-	bool reaping;
-	char reason[256];
-	/* Frees the chan from the loop, never from inside a callback. */
-	struct event *reaper;
-	/* Caps the time spent flushing after chan_close(). */
+/*
+ * What only a closing chan needs, allocated by chan_close(): a push server
+ * holds tens of thousands of idle chans, and every byte here would
+ * otherwise be paid by each of them.
+ */
+struct chan_closing {
+	/* Caps the time spent flushing after chan_close(); NULL when nothing
+	 * was pending. */
 	struct event *flush_cap;
 	/* Watch the output buffers while flushing before the free. */
 	struct evbuffer_cb_entry *flush_watch;
 	struct evbuffer_cb_entry *flush_watch_under;
+	char reason[];
 };
+
+/* The reason on_close gets when chan_close() could not allocate its record. */
+static const char chan_reason_oom[] = "closed (out of memory recording the reason)";
+
+struct chan {
+	struct bufferevent *bev;
+	struct chan_cbs cbs;
+	void *arg;
+	/* Frees the chan from the loop, never from inside a callback. Made by
+	 * chan_new() so that closing never depends on an allocation. */
+	struct event *reaper;
+	struct chan_closing *closing;
+	uint32_t max_frame;
+	int timeout_sec;
+	bool drain_set;
+	bool closed;
+	bool reaping;
+	char peer[];
+};
+
+static const char *chan_reason(const struct chan *ch)
+{
+	return ch->closing ? ch->closing->reason : chan_reason_oom;
+}
 
 static void chan_schedule_free(struct chan *ch)
 {
@@ -48,26 +69,30 @@ static void chan_schedule_free(struct chan *ch)
 	if (ch->reaping)
 		return;
 	ch->reaping = true;
-	event_del(ch->flush_cap);
+	if (ch->closing && ch->closing->flush_cap)
+		event_del(ch->closing->flush_cap);
 	event_add(ch->reaper, &now);
 }
 
 static void chan_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct chan *ch = arg;
+	struct chan_closing *cl = ch->closing;
 	if (ch->cbs.on_close)
-		ch->cbs.on_close(ch, ch->reason, ch->arg);
-	if (ch->flush_watch)
-		evbuffer_remove_cb_entry(bufferevent_get_output(ch->bev), ch->flush_watch);
-	if (ch->flush_watch_under) {
+		ch->cbs.on_close(ch, chan_reason(ch), ch->arg);
+	if (cl && cl->flush_watch)
+		evbuffer_remove_cb_entry(bufferevent_get_output(ch->bev), cl->flush_watch);
+	if (cl && cl->flush_watch_under) {
 		struct bufferevent *under = bufferevent_get_underlying(ch->bev);
 		if (under)
 			evbuffer_remove_cb_entry(bufferevent_get_output(under),
-						 ch->flush_watch_under);
+						 cl->flush_watch_under);
 	}
 	bufferevent_free(ch->bev);
 	event_free(ch->reaper);
-	event_free(ch->flush_cap);
+	if (cl && cl->flush_cap)
+		event_free(cl->flush_cap);
+	free(cl);
 	free(ch);
 }
 
@@ -101,22 +126,35 @@ void chan_close(struct chan *ch, const char *reason)
 	if (ch->closed)
 		return;
 	ch->closed = true;
-	snprintf(ch->reason, sizeof(ch->reason), "%s", reason ? reason : "closed");
-	log_debug("%s: closing: %s", ch->peer, ch->reason);
+	if (!reason)
+		reason = "closed";
+	size_t rlen = strlen(reason);
+	/* on_close and log lines never needed more than this. */
+	if (rlen > CHAN_REASON_MAX)
+		rlen = CHAN_REASON_MAX;
+	struct chan_closing *cl = malloc(sizeof(*cl) + rlen + 1);
+	if (cl) {
+		*cl = (struct chan_closing){ 0 };
+		memcpy(cl->reason, reason, rlen);
+		cl->reason[rlen] = '\0';
+		ch->closing = cl;
+	}
+	log_debug("%s: closing: %s", ch->peer, chan_reason(ch));
 	bufferevent_disable(ch->bev, EV_READ);
 	bufferevent_set_timeouts(ch->bev, NULL, NULL);
-	if (chan_output_pending(ch) == 0) {
+	if (!cl || chan_output_pending(ch) == 0) {
 		chan_schedule_free(ch);
 		return;
 	}
 	struct timeval cap = { CHAN_FLUSH_CAP_SEC, 0 };
-	ch->flush_watch = evbuffer_add_cb(bufferevent_get_output(ch->bev), chan_flush_watch_cb, ch);
+	cl->flush_cap = evtimer_new(bufferevent_get_base(ch->bev), chan_flush_cap_cb, ch);
+	cl->flush_watch = evbuffer_add_cb(bufferevent_get_output(ch->bev), chan_flush_watch_cb, ch);
 	struct bufferevent *under = bufferevent_get_underlying(ch->bev);
 	if (under)
-		ch->flush_watch_under =
-			evbuffer_add_cb(bufferevent_get_output(under), chan_flush_watch_cb, ch);
-	if (!ch->flush_watch || (under && !ch->flush_watch_under) ||
-	    event_add(ch->flush_cap, &cap) != 0) {
+		cl->flush_watch_under =
+		    evbuffer_add_cb(bufferevent_get_output(under), chan_flush_watch_cb, ch);
+	if (!cl->flush_cap || !cl->flush_watch || (under && !cl->flush_watch_under) ||
+	    event_add(cl->flush_cap, &cap) != 0) {
 		chan_schedule_free(ch);
 		return;
 	}
@@ -131,7 +169,7 @@ static void chan_read_cb(struct bufferevent *bev, void *arg)
 		uint8_t hdr[FRAME_HEADER_LEN];
 		size_t avail = evbuffer_get_length(in);
 		ev_ssize_t got =
-			evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+		    evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
 		if (got < 0)
 			break;
 		uint16_t type = 0;
@@ -227,18 +265,23 @@ static void chan_event_cb(struct bufferevent *bev, short what, void *arg)
 struct chan *chan_new(struct event_base *base, struct bufferevent *bev, const char *peer,
 		      uint32_t max_frame, const struct chan_cbs *cbs, void *arg)
 {
-	struct chan *ch = calloc(1, sizeof(*ch));
+	if (!peer)
+		peer = "?";
+	size_t plen = strlen(peer);
+	if (plen > CHAN_PEER_MAX)
+		plen = CHAN_PEER_MAX;
+	/* The peer text is stored inline at its own length: most are "a.b.c.d:port". */
+	struct chan *ch = calloc(1, sizeof(*ch) + plen + 1);
 	if (!ch)
 		goto fail;
-	ch->base = base;
 	ch->bev = bev;
 	ch->max_frame = max_frame;
 	ch->cbs = *cbs;
 	ch->arg = arg;
-	snprintf(ch->peer, sizeof(ch->peer), "%s", peer ? peer : "?");
+	memcpy(ch->peer, peer, plen);
+	ch->peer[plen] = '\0';
 	ch->reaper = evtimer_new(base, chan_reap_cb, ch);
-	ch->flush_cap = evtimer_new(base, chan_flush_cap_cb, ch);
-	if (!ch->reaper || !ch->flush_cap)
+	if (!ch->reaper)
 		goto fail;
 	bufferevent_setcb(bev, chan_read_cb, chan_write_cb, chan_event_cb, ch);
 	if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
@@ -248,15 +291,16 @@ fail:
 	if (ch) {
 		if (ch->reaper)
 			event_free(ch->reaper);
-		if (ch->flush_cap)
-			event_free(ch->flush_cap);
 		free(ch);
 	}
 	bufferevent_free(bev);
 	return NULL;
 }
 
-void chan_set_max_frame(struct chan *ch, uint32_t max_frame) { ch->max_frame = max_frame; }
+void chan_set_max_frame(struct chan *ch, uint32_t max_frame)
+{
+	ch->max_frame = max_frame;
+}
 
 void chan_set_timeout(struct chan *ch, int seconds)
 {
@@ -274,7 +318,10 @@ void chan_set_drain(struct chan *ch, size_t low_water)
 		bufferevent_setwatermark(ch->bev, EV_WRITE, low_water, 0);
 }
 
-void chan_set_arg(struct chan *ch, void *arg) { ch->arg = arg; }
+void chan_set_arg(struct chan *ch, void *arg)
+{
+	ch->arg = arg;
+}
 
 /* Appends one frame whose payload is the concatenation of parts. */
 static int chan_send_parts(struct chan *ch, uint16_t type, const void *const *part,
@@ -358,8 +405,17 @@ void chan_send_error(struct chan *ch, const char *code, const char *fmt, ...)
 	chan_close(ch, msg);
 }
 
-int chan_is_closed(const struct chan *ch) { return ch->closed; }
+int chan_is_closed(const struct chan *ch)
+{
+	return ch->closed;
+}
 
-const char *chan_peer(const struct chan *ch) { return ch->peer; }
+const char *chan_peer(const struct chan *ch)
+{
+	return ch->peer;
+}
 
-SSL *chan_ssl(const struct chan *ch) { return bufferevent_openssl_get_ssl(ch->bev); }
+SSL *chan_ssl(const struct chan *ch)
+{
+	return bufferevent_openssl_get_ssl(ch->bev);
+}
