@@ -162,8 +162,13 @@ static void test_heartbeats_batched(void)
 	long long after = commits();
 	CU_ASSERT_EQUAL(seen0, 0);
 	CU_ASSERT(seen1 >= HB_AGENTS);
-	/* 200 heartbeats; the flush timer, a sweep and this test's own queries make a handful. */
-	CU_ASSERT(after - before < 25);
+	/*
+	 * 200 heartbeats. A commit per heartbeat would show 200 or more; the
+	 * flush timer (one per second), a sweep, this test's own queries and
+	 * statistics that arrive late make a few dozen at most on a loaded
+	 * machine, so a quarter of the heartbeats is a safe line between them.
+	 */
+	CU_ASSERT(after - before < HB_AGENTS * HB_EACH / 4);
 	fprintf(stderr, "heartbeats: %d sent, %lld commits\n", HB_AGENTS * HB_EACH, after - before);
 	for (int i = 0; i < HB_AGENTS; i++) {
 		ht_close(ssl[i]);
