@@ -54,7 +54,9 @@ static const char *conn_state_name(enum conn_state st)
 
 struct agent_conn {
 	TAILQ_ENTRY(agent_conn) entry;
-	TAILQ_ENTRY(agent_conn) pentry; /* in ps->authing while CONN_AUTHING */
+	/* In ps->authing while CONN_AUTHING, in ps->dirty while dirty (only
+	 * once authed): one link serves both lists. */
+	TAILQ_ENTRY(agent_conn) qentry;
 	struct agent_conn *hnext;	/* bucket chain of ps->byid */
 	bool hashed;			/* in ps->byid under agent.id */
 	bool reachable;			/* 'online', else 'unreachable' */
@@ -85,6 +87,8 @@ struct push_server {
 	struct agent_conn **byid;
 	size_t nbuckets, nhashed;
 	struct conn_list authing; /* key proven, status to write in the next batch */
+	struct conn_list dirty;	  /* last_seen to write in the next flush */
+	size_t ndirty;
 	/* Acknowledgements to write in the next batch: (endpoint, command). */
 	int64_t *ack_eid, *ack_cid;
 	size_t nacks, acks_cap;
@@ -177,7 +181,7 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 		log_debug("push %s: %s -> %s", c->peer, conn_state_name(c->st),
 			  conn_state_name(next));
 	if (c->st == CONN_AUTHING && next != CONN_AUTHING)
-		TAILQ_REMOVE(&c->ps->authing, c, pentry);
+		TAILQ_REMOVE(&c->ps->authing, c, qentry);
 	/* A closing connection no longer stands for its endpoint. */
 	if (next == CONN_CLOSING)
 		hash_remove(c->ps, c);
@@ -362,7 +366,7 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	/* A_AUTH_OK waits for the batch that records the status, so an agent
 	 * told it is in is already online in the database. */
 	conn_enter(c, CONN_AUTHING);
-	TAILQ_INSERT_TAIL(&ps->authing, c, pentry);
+	TAILQ_INSERT_TAIL(&ps->authing, c, qentry);
 	batch_schedule(ps);
 }
 
@@ -390,7 +394,7 @@ static void auth_batch(struct push_server *ps)
 	struct agent_conn *c, *next;
 	size_t n = 0, i = 0;
 	char err[512];
-	TAILQ_FOREACH(c, &ps->authing, pentry)
+	TAILQ_FOREACH(c, &ps->authing, qentry)
 	n++;
 	if (n == 0)
 		return;
@@ -401,7 +405,7 @@ static void auth_batch(struct push_server *ps)
 		snprintf(err, sizeof(err), "out of memory");
 		goto failed;
 	}
-	TAILQ_FOREACH(c, &ps->authing, pentry)
+	TAILQ_FOREACH(c, &ps->authing, qentry)
 	{
 		a[i].id = c->agent.id;
 		a[i].mode = c->mode;
@@ -413,7 +417,7 @@ static void auth_batch(struct push_server *ps)
 	size_t nok = 0;
 	i = 0;
 	for (c = TAILQ_FIRST(&ps->authing); c; c = next, i++) {
-		next = TAILQ_NEXT(c, pentry);
+		next = TAILQ_NEXT(c, qentry);
 		if (done[i]) {
 			auth_done(c);
 			ids[nok++] = c->agent.id;
@@ -488,7 +492,11 @@ static void on_heartbeat(struct agent_conn *c, json_t *o)
 		return;
 	}
 	c->last_seen = now_epoch();
-	c->dirty = true;
+	if (!c->dirty) {
+		TAILQ_INSERT_TAIL(&c->ps->dirty, c, qentry);
+		c->ps->ndirty++;
+		c->dirty = true;
+	}
 }
 
 static void on_event(struct agent_conn *c, json_t *o)
@@ -651,6 +659,8 @@ static void flush_one(struct push_server *ps, struct agent_conn *c)
 	char err[512];
 	if (agents_flush_seen(ps->d->db, 1, &c->agent.id, &c->last_seen, err, sizeof(err)) != 0)
 		log_warnx("push %s: cannot record last_seen: %s", c->peer, err);
+	TAILQ_REMOVE(&ps->dirty, c, qentry);
+	ps->ndirty--;
 	c->dirty = false;
 }
 
@@ -661,7 +671,7 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 	if (c->dirty)
 		flush_one(ps, c);
 	if (c->st == CONN_AUTHING)
-		TAILQ_REMOVE(&ps->authing, c, pentry);
+		TAILQ_REMOVE(&ps->authing, c, qentry);
 	hash_remove(ps, c);
 	log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
@@ -732,24 +742,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 }
 
-/* Writes every changed last_seen in one statement. */
+/* Writes every changed last_seen in one statement; only the changed connections are visited. */
 static void flush_seen(struct push_server *ps)
 {
 	struct agent_conn *c;
-	size_t n = 0, i = 0;
+	size_t n = ps->ndirty, i = 0;
 	char err[512];
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	n += c->dirty;
 	if (n == 0)
 		return;
 	int64_t *ids = malloc(n * sizeof(*ids));
 	double *seen = malloc(n * sizeof(*seen));
 	if (!ids || !seen)
 		goto out;
-	TAILQ_FOREACH(c, &ps->conns, entry)
+	TAILQ_FOREACH(c, &ps->dirty, qentry)
 	{
-		if (!c->dirty)
-			continue;
 		ids[i] = c->agent.id;
 		seen[i++] = c->last_seen;
 	}
@@ -758,8 +764,11 @@ static void flush_seen(struct push_server *ps)
 		(void)daemon_db_ensure(ps->d);
 		goto out;
 	}
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	c->dirty = false;
+	while ((c = TAILQ_FIRST(&ps->dirty)) != NULL) {
+		TAILQ_REMOVE(&ps->dirty, c, qentry);
+		c->dirty = false;
+	}
+	ps->ndirty = 0;
 out:
 	free(ids);
 	free(seen);
@@ -922,6 +931,7 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->pki = pki;
 	TAILQ_INIT(&ps->conns);
 	TAILQ_INIT(&ps->authing);
+	TAILQ_INIT(&ps->dirty);
 	if (open_listener(ps, err, errlen) != 0) {
 		free(ps);
 		return NULL;
