@@ -240,8 +240,9 @@ int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg
 		*code = "token";
 		goto refused;
 	}
-	if (db_query_value(db, "SELECT count(*)::text FROM endpoints WHERE NOT revoked", 0, NULL,
-			   used, sizeof(used), err, errlen) != 0)
+	/* agent_seats is kept by a trigger: no count of every endpoint per enrolment. */
+	if (db_query_value(db, "SELECT used::text FROM agent_seats", 0, NULL, used, sizeof(used),
+			   err, errlen) != 0)
 		goto fail;
 	if (atoll(used) >= seats) {
 		*code = "seats";
@@ -297,31 +298,6 @@ int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *e
 	}
 	PQclear(res);
 	return rc;
-}
-
-int agents_announce_auth(struct db *db, int64_t id, int pid, char *err, size_t errlen)
-{
-	char payload[48];
-	snprintf(payload, sizeof(payload), "%" PRId64 ":%d", id, pid);
-	const char *p[] = { payload };
-	return db_exec(db, "SELECT pg_notify('strata_agent_auth', $1)", 1, p, err, errlen);
-}
-
-int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
-		       const char *address, char *err, size_t errlen)
-{
-	char ids[24];
-	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	const char *p[] = { ids, mode, reachable ? "online" : "unreachable", address };
-	return db_exec(db,
-		       "WITH old AS (SELECT id, status FROM endpoints WHERE id = $1::bigint), "
-		       "upd AS (UPDATE endpoints e SET status = $3, mode = $2, address = $4, "
-		       "last_seen = now() FROM old WHERE e.id = old.id "
-		       "RETURNING e.id, old.status AS was) "
-		       "INSERT INTO events (endpoint_id, kind, severity, details) "
-		       "SELECT id, 'status', 'info', jsonb_build_object('from', was, 'to', $3::text) "
-		       "FROM upd WHERE was <> $3",
-		       4, p, err, errlen);
 }
 
 /* Appends v to a PostgreSQL array literal under construction. */
@@ -477,18 +453,193 @@ json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, siz
 	return list;
 }
 
-int agents_command_ack(struct db *db, int64_t id, int64_t command_id, char *err, size_t errlen)
+/* "{1,2,3}" for n ids; NULL when out of memory. */
+static char *int64_array(size_t n, const int64_t *ids)
 {
-	char ids[24], cid[24], n[8];
-	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	snprintf(cid, sizeof(cid), "%" PRId64, command_id);
-	const char *p[] = { ids, cid };
-	int rc = db_query_value(db,
-				"WITH a AS (UPDATE agent_commands SET acked_at = coalesce(acked_at, "
-				"now()) WHERE id = $2::bigint AND endpoint_id = $1::bigint "
-				"RETURNING 1) SELECT count(*)::text FROM a",
-				2, p, n, sizeof(n), err, errlen);
-	if (rc != 0)
-		return -1;
-	return atoi(n) == 1 ? 0 : 1;
+	size_t cap = 3 + n * 21, len = 1;
+	char *buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	buf[0] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+	snprintf(buf + len, cap - len, "}");
+	return buf;
+}
+
+/* "{"a","b"}" for n strings, quoted so commas, quotes and backslashes stay data. */
+static char *text_array(size_t n, const char *const *v)
+{
+	size_t cap = 3, len = 1;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * strlen(v[i]) + 3;
+	char *buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	buf[0] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf[len++] = ',';
+		buf[len++] = '"';
+		for (const char *c = v[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				buf[len++] = '\\';
+			buf[len++] = *c;
+		}
+		buf[len++] = '"';
+	}
+	buf[len++] = '}';
+	buf[len] = '\0';
+	return buf;
+}
+
+int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int pid, bool *done,
+		      char *err, size_t errlen)
+{
+	int64_t *ids = malloc(n * sizeof(*ids));
+	const char **modes = malloc(n * sizeof(*modes)), **status = malloc(n * sizeof(*status));
+	const char **addrs = malloc(n * sizeof(*addrs));
+	char *ia = NULL, *ma = NULL, *sa = NULL, *aa = NULL, pids[16];
+	PGresult *res = NULL;
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		done[i] = false;
+	if (!ids || !modes || !status || !addrs) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = a[i].id;
+		modes[i] = a[i].mode;
+		status[i] = a[i].reachable ? "online" : "unreachable";
+		addrs[i] = a[i].address;
+	}
+	ia = int64_array(n, ids);
+	ma = text_array(n, modes);
+	sa = text_array(n, status);
+	aa = text_array(n, addrs);
+	if (!ia || !ma || !sa || !aa) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	snprintf(pids, sizeof(pids), "%d", pid);
+	const char *p[] = { ia, ma, sa, aa, pids };
+	/* The replication lock before the row locks (docs/ARCHITECTURE.md). */
+	if (db_begin(db, err, errlen) != 0)
+		goto out;
+	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
+		goto fail;
+	/*
+	 * One statement for the whole batch: the status change of every agent
+	 * still enrolled, a 'status' event for each one that changed, and the
+	 * announcement to the other push workers, "pid:id,id,..." in chunks
+	 * that stay below NOTIFY's 8000-byte payload limit. The row lock of
+	 * "old" makes the recorded previous status the one being replaced.
+	 */
+	res = db_query(db,
+		       "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
+		       "$4::text[]) AS v(id, mode, status, address)), "
+		       "old AS (SELECT e.id, e.status FROM endpoints e JOIN v ON v.id = e.id "
+		       "WHERE NOT e.revoked ORDER BY e.id FOR UPDATE OF e), "
+		       "upd AS (UPDATE endpoints e SET status = v.status, mode = v.mode, "
+		       "address = v.address, last_seen = now() FROM v, old "
+		       "WHERE e.id = v.id AND old.id = v.id RETURNING e.id, old.status AS was, "
+		       "e.status AS now), "
+		       "ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
+		       "SELECT id, 'status', 'info', jsonb_build_object('from', was, 'to', now) "
+		       "FROM upd WHERE was IS DISTINCT FROM now RETURNING 1), "
+		       "ann AS (SELECT pg_notify('strata_agent_auth', $5 || ':' || "
+		       "string_agg(id::text, ',')) FROM (SELECT id, (row_number() OVER () - 1) / 300 "
+		       "AS g FROM upd) s GROUP BY g) "
+		       "SELECT id::text, (SELECT count(*) FROM ann), (SELECT count(*) FROM ev) "
+		       "FROM upd",
+		       5, p, err, errlen);
+	if (!res || db_commit(db, err, errlen) != 0)
+		goto fail;
+	/* Both lists are short-lived and small next to the batch: a plain scan. */
+	for (int r = 0; r < PQntuples(res); r++) {
+		int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		for (size_t i = 0; i < n; i++)
+			if (ids[i] == id)
+				done[i] = true;
+	}
+	rc = 0;
+	goto out;
+fail:
+	db_rollback(db);
+out:
+	PQclear(res);
+	free(ids);
+	free(modes);
+	free(status);
+	free(addrs);
+	free(ia);
+	free(ma);
+	free(sa);
+	free(aa);
+	return rc;
+}
+
+json_t *agents_commands_take_many(struct db *db, size_t n, const int64_t *ids, bool all,
+				  char *err, size_t errlen)
+{
+	char *ia = int64_array(n, ids);
+	if (!ia) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	const char *p[] = { ia, all ? "true" : "false" };
+	/* Only the endpoints this process holds: another worker's are its own to mark. */
+	PGresult *res = db_query(db,
+				 "WITH c AS (UPDATE agent_commands SET delivered_at = "
+				 "coalesce(delivered_at, now()) WHERE endpoint_id = ANY($1::bigint[]) "
+				 "AND acked_at IS NULL AND ($2::boolean OR delivered_at IS NULL) "
+				 "RETURNING endpoint_id, id, kind, args) "
+				 "SELECT endpoint_id, id, kind, args::text FROM c ORDER BY id",
+				 2, p, err, errlen);
+	free(ia);
+	if (!res)
+		return NULL;
+	json_t *list = json_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *args = json_loads(PQgetvalue(res, i, 3), 0, NULL);
+		json_t *cmd = json_pack("{s:I, s:s, s:o}", "id",
+					(json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10),
+					"kind", PQgetvalue(res, i, 2), "args",
+					json_is_object(args) ? args : json_object());
+		if (args && !json_is_object(args))
+			json_decref(args);
+		json_array_append_new(list, json_pack("[I, o]",
+						      (json_int_t)strtoll(PQgetvalue(res, i, 0),
+									  NULL, 10),
+						      cmd));
+	}
+	PQclear(res);
+	return list;
+}
+
+int agents_commands_ack_many(struct db *db, size_t n, const int64_t *endpoint_ids,
+			     const int64_t *command_ids, size_t *matched, char *err, size_t errlen)
+{
+	char *ea = int64_array(n, endpoint_ids), *ca = int64_array(n, command_ids), cnt[24];
+	int rc = -1;
+	*matched = 0;
+	if (!ea || !ca) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	const char *p[] = { ea, ca };
+	/* An ack only counts for a command of the endpoint that sent it. */
+	rc = db_query_value(db,
+			    "WITH a AS (UPDATE agent_commands c SET acked_at = coalesce(c.acked_at, "
+			    "now()) FROM unnest($1::bigint[], $2::bigint[]) AS u(eid, cid) "
+			    "WHERE c.id = u.cid AND c.endpoint_id = u.eid RETURNING 1) "
+			    "SELECT count(*)::text FROM a",
+			    2, p, cnt, sizeof(cnt), err, errlen);
+	if (rc == 0)
+		*matched = (size_t)strtoull(cnt, NULL, 10);
+out:
+	free(ea);
+	free(ca);
+	return rc;
 }

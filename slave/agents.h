@@ -54,20 +54,22 @@ struct agent_rec {
 /* 0 found, 1 unknown or revoked, -1 database failure. */
 int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
 		  size_t errlen);
+/* An agent that proved its key, waiting for its status to be written. */
+struct agent_auth {
+	int64_t id;
+	const char *mode;    /* "push" or "poll" */
+	bool reachable;	     /* 'online', else 'unreachable' */
+	const char *address; /* the connection's source address */
+};
 /*
- * After A_AUTH: status 'online' (reachable) or 'unreachable' (poll mode or
- * an unreachable range), the mode, the address, last_seen now, and a
- * 'status' event when the status changed.
+ * Records n authentications in one transaction: status 'online' or
+ * 'unreachable', the mode, the address, last_seen now, a 'status' event
+ * for each agent whose status changed, and NOTIFY strata_agent_auth
+ * "pid:id,id,..." so a worker still holding an older connection of one of
+ * these agents drops it. done[i] is false for an agent revoked meanwhile.
  */
-/*
- * Tells every push worker that endpoint id authenticated in process pid
- * (NOTIFY strata_agent_auth "id:pid"), so a worker still holding an older
- * connection of that agent drops it and cannot take its commands.
- */
-int agents_announce_auth(struct db *db, int64_t id, int pid, char *err, size_t errlen);
-
-int agents_mark_authed(struct db *db, int64_t id, const char *mode, bool reachable,
-		       const char *address, char *err, size_t errlen);
+int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int pid, bool *done,
+		      char *err, size_t errlen);
 /* One statement for all n last_seen values (epoch seconds). */
 int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double *seen, char *err,
 		      size_t errlen);
@@ -91,7 +93,19 @@ json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen)
  * delivered (after a notification).
  */
 json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, size_t errlen);
-/* 0 acknowledged, 1 not a command of this endpoint, -1 database failure. */
-int agents_command_ack(struct db *db, int64_t id, int64_t command_id, char *err, size_t errlen);
+/*
+ * The commands of n endpoints in one statement, as agents_commands_take:
+ * [[endpoint_id, {id, kind, args}]] in id order. Only these endpoints'
+ * commands are marked delivered.
+ */
+json_t *agents_commands_take_many(struct db *db, size_t n, const int64_t *ids, bool all,
+				  char *err, size_t errlen);
+/*
+ * Acknowledges n (endpoint, command) pairs in one statement; a pair whose
+ * command is not that endpoint's is ignored. *matched: the pairs that
+ * matched.
+ */
+int agents_commands_ack_many(struct db *db, size_t n, const int64_t *endpoint_ids,
+			     const int64_t *command_ids, size_t *matched, char *err, size_t errlen);
 
 #endif

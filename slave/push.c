@@ -26,11 +26,14 @@
 #define AGENT_ERR_RATE "rate"
 
 #define FLUSH_MS 1000
+/* Authentications and acknowledgements wait this long to share one commit. */
+#define BATCH_MS 20
 #define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
 
 enum conn_state {
 	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
-	CONN_AUTHED,  /* the agent proved its key */
+	CONN_AUTHING, /* the key is proven; the status is not written yet */
+	CONN_AUTHED,  /* the agent proved its key and A_AUTH_OK went out */
 	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
 };
 
@@ -39,6 +42,8 @@ static const char *conn_state_name(enum conn_state st)
 	switch (st) {
 	case CONN_PREAUTH:
 		return "PREAUTH";
+	case CONN_AUTHING:
+		return "AUTHING";
 	case CONN_AUTHED:
 		return "AUTHED";
 	case CONN_CLOSING:
@@ -49,6 +54,12 @@ static const char *conn_state_name(enum conn_state st)
 
 struct agent_conn {
 	TAILQ_ENTRY(agent_conn) entry;
+	/* In ps->authing while CONN_AUTHING, in ps->dirty while dirty (only
+	 * once authed): one link serves both lists. */
+	TAILQ_ENTRY(agent_conn) qentry;
+	struct agent_conn *hnext;	/* bucket chain of ps->byid */
+	bool hashed;			/* in ps->byid under agent.id */
+	bool reachable;			/* 'online', else 'unreachable' */
 	struct push_server *ps;
 	struct chan *ch;
 	char peer[64];
@@ -70,9 +81,85 @@ struct push_server {
 	struct evconnlistener *listener;
 	struct conn_list conns;
 	int nconns;
-	struct event *flush_ev, *sweep_ev, *notify_ev;
+	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
 	struct db *listen_db; /* LISTEN strata_commands */
+	/* endpoint id -> its connection (from the key proof on), chained. */
+	struct agent_conn **byid;
+	size_t nbuckets, nhashed;
+	struct conn_list authing; /* key proven, status to write in the next batch */
+	struct conn_list dirty;	  /* last_seen to write in the next flush */
+	size_t ndirty;
+	/* Acknowledgements to write in the next batch: (endpoint, command). */
+	int64_t *ack_eid, *ack_cid;
+	size_t nacks, acks_cap;
 };
+
+static size_t id_bucket(const struct push_server *ps, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 32) & (ps->nbuckets - 1);
+}
+
+static struct agent_conn *hash_find(struct push_server *ps, int64_t id)
+{
+	if (!ps->byid)
+		return NULL;
+	for (struct agent_conn *c = ps->byid[id_bucket(ps, id)]; c; c = c->hnext)
+		if (c->agent.id == id)
+			return c;
+	return NULL;
+}
+
+static void hash_remove(struct push_server *ps, struct agent_conn *c)
+{
+	if (!c->hashed)
+		return;
+	for (struct agent_conn **pp = &ps->byid[id_bucket(ps, c->agent.id)]; *pp;
+	     pp = &(*pp)->hnext)
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	c->hashed = false;
+	c->hnext = NULL;
+	ps->nhashed--;
+}
+
+/* Adds c under its id; the table doubles past two entries per bucket. */
+static int hash_add(struct push_server *ps, struct agent_conn *c)
+{
+	if (ps->nhashed + 1 > 2 * ps->nbuckets) {
+		size_t nb = ps->nbuckets ? 2 * ps->nbuckets : 1024;
+		struct agent_conn **nt = calloc(nb, sizeof(*nt));
+		if (!nt)
+			return -1;
+		struct agent_conn **old = ps->byid;
+		size_t ob = ps->nbuckets;
+		ps->byid = nt;
+		ps->nbuckets = nb;
+		for (size_t i = 0; i < ob; i++)
+			for (struct agent_conn *e = old[i], *next; e; e = next) {
+				next = e->hnext;
+				size_t b = id_bucket(ps, e->agent.id);
+				e->hnext = nt[b];
+				nt[b] = e;
+			}
+		free(old);
+	}
+	size_t b = id_bucket(ps, c->agent.id);
+	c->hnext = ps->byid[b];
+	ps->byid[b] = c;
+	c->hashed = true;
+	ps->nhashed++;
+	return 0;
+}
+
+static void batch_schedule(struct push_server *ps)
+{
+	struct timeval tv = { 0, BATCH_MS * 1000 };
+	if (!evtimer_pending(ps->batch_ev, NULL))
+		evtimer_add(ps->batch_ev, &tv);
+}
 
 static int64_t now_ms(void)
 {
@@ -93,6 +180,11 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 	if (c->st != next)
 		log_debug("push %s: %s -> %s", c->peer, conn_state_name(c->st),
 			  conn_state_name(next));
+	if (c->st == CONN_AUTHING && next != CONN_AUTHING)
+		TAILQ_REMOVE(&c->ps->authing, c, qentry);
+	/* A closing connection no longer stands for its endpoint. */
+	if (next == CONN_CLOSING)
+		hash_remove(c->ps, c);
 	c->st = next;
 }
 
@@ -151,6 +243,54 @@ static void deliver(struct agent_conn *c, bool all)
 	json_decref(list);
 }
 
+/* Sends each command of [[endpoint_id, command]] to the connection holding it. */
+static void dispatch(struct push_server *ps, json_t *list)
+{
+	size_t i;
+	json_t *pair;
+	json_array_foreach(list, i, pair)
+	{
+		int64_t id = (int64_t)json_integer_value(json_array_get(pair, 0));
+		json_t *cmd = json_array_get(pair, 1);
+		struct agent_conn *c = hash_find(ps, id);
+		/* A connection gone meanwhile gets it again at its next A_AUTH. */
+		if (!c || c->st != CONN_AUTHED)
+			continue;
+		log_debug("push %s: command %" PRId64 " (%s) sent", c->peer,
+			  (int64_t)json_integer_value(json_object_get(cmd, "id")),
+			  json_string_value(json_object_get(cmd, "kind")));
+		chan_send_json(c->ch, A_COMMAND, cmd);
+	}
+}
+
+/* Takes the new commands of every authenticated agent of this process in one statement. */
+static void deliver_new(struct push_server *ps)
+{
+	char err[512];
+	struct agent_conn *c;
+	size_t n = 0;
+	int64_t *ids = malloc(((size_t)ps->nconns + 1) * sizeof(*ids));
+	if (!ids) {
+		log_warnx("push: out of memory taking new commands");
+		return;
+	}
+	TAILQ_FOREACH(c, &ps->conns, entry)
+	if (c->st == CONN_AUTHED)
+		ids[n++] = c->agent.id;
+	if (n > 0) {
+		json_t *list = agents_commands_take_many(ps->d->db, n, ids, false, err,
+							 sizeof(err));
+		if (list) {
+			dispatch(ps, list);
+			json_decref(list);
+		} else {
+			log_warnx("push: cannot read new commands for %zu endpoints: %s", n, err);
+			(void)daemon_db_ensure(ps->d);
+		}
+	}
+	free(ids);
+}
+
 static void on_enrol(struct agent_conn *c, json_t *o)
 {
 	struct amsg_enrol m;
@@ -178,15 +318,6 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 	send_obj(c, A_ENROL_OK, json_pack("{s:s, s:s}", "agent_id", uid, "ca", c->ps->pki->ca_pem));
 	conn_enter(c, CONN_CLOSING);
 	chan_close(c->ch, "enrolment done");
-}
-
-static struct agent_conn *find_authed(struct push_server *ps, int64_t id)
-{
-	struct agent_conn *c;
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	if (c->st == CONN_AUTHED && c->agent.id == id)
-		return c;
-	return NULL;
 }
 
 static void on_auth(struct agent_conn *c, json_t *o)
@@ -217,32 +348,131 @@ static void on_auth(struct agent_conn *c, json_t *o)
 		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
 		return;
 	}
-	struct agent_conn *old = find_authed(c->ps, c->agent.id);
+	struct push_server *ps = c->ps;
+	struct agent_conn *old = hash_find(ps, c->agent.id);
 	if (old) {
 		conn_enter(old, CONN_CLOSING);
 		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
 	}
-	/* The slave cannot open a connection into a polling agent's network or an
-	 * unreachable range, so such an agent is never called online. */
-	bool reachable = strcmp(m.mode, "poll") != 0 &&
-			 !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
-	if (agents_mark_authed(c->ps->d->db, c->agent.id, m.mode, reachable, c->ip, err,
-			       sizeof(err)) != 0) {
-		conn_internal(c, "status update", err);
+	if (hash_add(ps, c) != 0) {
+		conn_internal(c, "authentication", "out of memory");
 		return;
 	}
-	if (agents_announce_auth(c->ps->d->db, c->agent.id, (int)getpid(), err, sizeof(err)) != 0)
-		log_warnx("push %s: %s", c->peer, err);
+	/* The slave cannot open a connection into a polling agent's network or an
+	 * unreachable range, so such an agent is never called online. */
+	c->reachable = strcmp(m.mode, "poll") != 0 &&
+		       !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
 	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
+	/* A_AUTH_OK waits for the batch that records the status, so an agent
+	 * told it is in is already online in the database. */
+	conn_enter(c, CONN_AUTHING);
+	TAILQ_INSERT_TAIL(&ps->authing, c, qentry);
+	batch_schedule(ps);
+}
+
+/* The authentication is recorded: the agent may talk. */
+static void auth_done(struct agent_conn *c)
+{
+	struct cfg *cfg = &c->ps->d->cfg;
 	chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
 	/* Three missed heartbeats end the connection as they end "online". */
 	chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
 	conn_enter(c, CONN_AUTHED);
-	log_info("push %s: endpoint %s authenticated (%s mode%s)", c->peer, m.agent_id, m.mode,
-		 reachable || strcmp(m.mode, "poll") == 0 ? "" : ", unreachable range");
+	log_info("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
+		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
 	send_obj(c, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", cfg->heartbeat_interval,
 					 "policy_version", (json_int_t)c->agent.policy_version));
-	deliver(c, true);
+}
+
+/*
+ * Writes the status of every agent that proved its key since the last
+ * batch in one transaction, answers them, and sends all their waiting
+ * commands from one more statement.
+ */
+static void auth_batch(struct push_server *ps)
+{
+	struct agent_conn *c, *next;
+	size_t n = 0, i = 0;
+	char err[512];
+	TAILQ_FOREACH(c, &ps->authing, qentry)
+	n++;
+	if (n == 0)
+		return;
+	struct agent_auth *a = malloc(n * sizeof(*a));
+	int64_t *ids = malloc(n * sizeof(*ids));
+	bool *done = malloc(n * sizeof(*done));
+	if (!a || !ids || !done) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	TAILQ_FOREACH(c, &ps->authing, qentry)
+	{
+		a[i].id = c->agent.id;
+		a[i].mode = c->mode;
+		a[i].reachable = c->reachable;
+		a[i++].address = c->ip;
+	}
+	if (agents_auth_batch(ps->d->db, n, a, (int)getpid(), done, err, sizeof(err)) != 0)
+		goto failed;
+	size_t nok = 0;
+	i = 0;
+	for (c = TAILQ_FIRST(&ps->authing); c; c = next, i++) {
+		next = TAILQ_NEXT(c, qentry);
+		if (done[i]) {
+			auth_done(c);
+			ids[nok++] = c->agent.id;
+		} else {
+			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
+				  c->agent.id);
+		}
+	}
+	if (nok > 0) {
+		json_t *list = agents_commands_take_many(ps->d->db, nok, ids, true, err,
+							 sizeof(err));
+		if (list) {
+			dispatch(ps, list);
+			json_decref(list);
+		} else {
+			log_warnx("push: cannot read commands for %zu endpoints: %s", nok, err);
+			(void)daemon_db_ensure(ps->d);
+		}
+	}
+	goto out;
+failed:
+	/* Each agent retries; a connection without a recorded status must not stay. */
+	while ((c = TAILQ_FIRST(&ps->authing)) != NULL)
+		conn_internal(c, "status update", err);
+out:
+	free(a);
+	free(ids);
+	free(done);
+}
+
+/* Writes the acknowledgements received since the last batch in one statement. */
+static void ack_batch(struct push_server *ps)
+{
+	char err[512];
+	size_t matched;
+	if (ps->nacks == 0)
+		return;
+	/* Lost acknowledgements only mean the commands are sent again at the
+	 * next A_AUTH, which the agents already take as at-least-once. */
+	if (agents_commands_ack_many(ps->d->db, ps->nacks, ps->ack_eid, ps->ack_cid, &matched, err,
+				     sizeof(err)) != 0) {
+		log_warnx("push: cannot record %zu command acknowledgements: %s", ps->nacks, err);
+		(void)daemon_db_ensure(ps->d);
+	} else if (matched < ps->nacks) {
+		log_info("push: %zu of %zu command acknowledgements named no command of their "
+			 "endpoint", ps->nacks - matched, ps->nacks);
+	}
+	ps->nacks = 0;
+}
+
+static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct push_server *ps = arg;
+	auth_batch(ps);
+	ack_batch(ps);
 }
 
 static void on_heartbeat(struct agent_conn *c, json_t *o)
@@ -262,7 +492,11 @@ static void on_heartbeat(struct agent_conn *c, json_t *o)
 		return;
 	}
 	c->last_seen = now_epoch();
-	c->dirty = true;
+	if (!c->dirty) {
+		TAILQ_INSERT_TAIL(&c->ps->dirty, c, qentry);
+		c->ps->ndirty++;
+		c->dirty = true;
+	}
 }
 
 static void on_event(struct agent_conn *c, json_t *o)
@@ -307,12 +541,23 @@ static void on_command_ack(struct agent_conn *c, json_t *o)
 		conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: %s", err);
 		return;
 	}
-	int rc = agents_command_ack(c->ps->d->db, c->agent.id, id, err, sizeof(err));
-	if (rc < 0)
-		conn_internal(c, "command ack", err);
-	else if (rc == 1)
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: no command %" PRId64
-			  " for this endpoint", id);
+	struct push_server *ps = c->ps;
+	if (ps->nacks == ps->acks_cap) {
+		size_t cap = ps->acks_cap ? 2 * ps->acks_cap : 256;
+		int64_t *e = realloc(ps->ack_eid, cap * sizeof(*e));
+		if (e)
+			ps->ack_eid = e;
+		int64_t *k = e ? realloc(ps->ack_cid, cap * sizeof(*k)) : NULL;
+		if (!k) {
+			conn_internal(c, "command ack", "out of memory");
+			return;
+		}
+		ps->ack_cid = k;
+		ps->acks_cap = cap;
+	}
+	ps->ack_eid[ps->nacks] = c->agent.id;
+	ps->ack_cid[ps->nacks++] = id;
+	batch_schedule(ps);
 }
 
 static void on_policy_get(struct agent_conn *c, json_t *o)
@@ -356,6 +601,11 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	char err[512];
 	if (c->st == CONN_CLOSING)
 		return;
+	if (c->st == CONN_AUTHING) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) before A_AUTH_OK",
+			  agentproto_msg_name(type), type);
+		return;
+	}
 	json_t *o = proto_parse_json(payload, len, err, sizeof(err));
 	if (!o) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "%s: %s", agentproto_msg_name(type), err);
@@ -409,6 +659,8 @@ static void flush_one(struct push_server *ps, struct agent_conn *c)
 	char err[512];
 	if (agents_flush_seen(ps->d->db, 1, &c->agent.id, &c->last_seen, err, sizeof(err)) != 0)
 		log_warnx("push %s: cannot record last_seen: %s", c->peer, err);
+	TAILQ_REMOVE(&ps->dirty, c, qentry);
+	ps->ndirty--;
 	c->dirty = false;
 }
 
@@ -418,6 +670,9 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 	struct push_server *ps = c->ps;
 	if (c->dirty)
 		flush_one(ps, c);
+	if (c->st == CONN_AUTHING)
+		TAILQ_REMOVE(&ps->authing, c, qentry);
+	hash_remove(ps, c);
 	log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
@@ -487,24 +742,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 }
 
-/* Writes every changed last_seen in one statement. */
+/* Writes every changed last_seen in one statement; only the changed connections are visited. */
 static void flush_seen(struct push_server *ps)
 {
 	struct agent_conn *c;
-	size_t n = 0, i = 0;
+	size_t n = ps->ndirty, i = 0;
 	char err[512];
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	n += c->dirty;
 	if (n == 0)
 		return;
 	int64_t *ids = malloc(n * sizeof(*ids));
 	double *seen = malloc(n * sizeof(*seen));
 	if (!ids || !seen)
 		goto out;
-	TAILQ_FOREACH(c, &ps->conns, entry)
+	TAILQ_FOREACH(c, &ps->dirty, qentry)
 	{
-		if (!c->dirty)
-			continue;
 		ids[i] = c->agent.id;
 		seen[i++] = c->last_seen;
 	}
@@ -513,8 +764,11 @@ static void flush_seen(struct push_server *ps)
 		(void)daemon_db_ensure(ps->d);
 		goto out;
 	}
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	c->dirty = false;
+	while ((c = TAILQ_FIRST(&ps->dirty)) != NULL) {
+		TAILQ_REMOVE(&ps->dirty, c, qentry);
+		c->dirty = false;
+	}
+	ps->ndirty = 0;
 out:
 	free(ids);
 	free(seen);
@@ -552,6 +806,26 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 	sweep_schedule(ps);
 }
 
+/*
+ * "pid:id,id,...": these endpoints authenticated in process pid. A
+ * connection of one of them held here is stale and must not take its
+ * commands.
+ */
+static void on_auth_notice(struct push_server *ps, const char *payload)
+{
+	char *p;
+	long pid = strtol(payload, &p, 10);
+	if (*p != ':' || pid == (long)getpid())
+		return;
+	while (*p == ':' || *p == ',') {
+		int64_t id = strtoll(p + 1, &p, 10);
+		struct agent_conn *c = hash_find(ps, id);
+		if (c)
+			conn_fail(c, PROTO_ERR_PROTOCOL,
+			  "replaced by a newer connection on another push worker");
+	}
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
 	struct push_server *ps = arg;
@@ -563,29 +837,29 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 		ps->notify_ev = NULL;
 		return;
 	}
+	bool commands = false;
 	while ((n = PQnotifies(conn)) != NULL) {
-		char *rest = NULL;
-		struct agent_conn *c = find_authed(ps, strtoll(n->extra, &rest, 10));
-		if (c && strcmp(n->relname, "strata_agent_auth") == 0) {
-			/* The agent came back through another worker: this
-			 * connection is stale and must not take its commands. */
-			if (rest && *rest == ':' && atoi(rest + 1) != (int)getpid())
-				conn_fail(c, PROTO_ERR_PROTOCOL,
-					  "replaced by a newer connection on another push worker");
-		} else if (c && strcmp(n->relname, "strata_revoked") == 0)
-			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
-				  c->agent.id);
-		else if (c)
-			deliver(c, false);
+		if (strcmp(n->relname, "strata_commands") == 0)
+			commands = true;
+		else if (strcmp(n->relname, "strata_agent_auth") == 0)
+			on_auth_notice(ps, n->extra);
+		else if (strcmp(n->relname, "strata_revoked") == 0) {
+			struct agent_conn *c = hash_find(ps, strtoll(n->extra, NULL, 10));
+			if (c)
+				conn_fail(c, PROTO_ERR_UNREGISTERED,
+					  "endpoint %" PRId64 " was revoked", c->agent.id);
+		}
 		PQfreemem(n);
 	}
+	/* However many INSERTs were announced, one statement takes their commands. */
+	if (commands)
+		deliver_new(ps);
 }
 
 /* (Re)opens the LISTEN connection; the sweep timer retries after a failure. */
 static void listen_commands(struct push_server *ps)
 {
 	char err[512];
-	struct agent_conn *c;
 	if (!ps->listen_db) {
 		ps->listen_db = db_connect(ps->d->cfg.db_conninfo, 1, 1, err, sizeof(err));
 		if (!ps->listen_db) {
@@ -611,9 +885,7 @@ static void listen_commands(struct push_server *ps)
 		return;
 	}
 	/* Notifications sent while nobody listened are lost: look again. */
-	TAILQ_FOREACH(c, &ps->conns, entry)
-	if (c->st == CONN_AUTHED)
-		deliver(c, false);
+	deliver_new(ps);
 }
 
 static int open_listener(struct push_server *ps, char *err, size_t errlen)
@@ -658,13 +930,16 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->d = d;
 	ps->pki = pki;
 	TAILQ_INIT(&ps->conns);
+	TAILQ_INIT(&ps->authing);
+	TAILQ_INIT(&ps->dirty);
 	if (open_listener(ps, err, errlen) != 0) {
 		free(ps);
 		return NULL;
 	}
 	ps->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_timer, ps);
 	ps->sweep_ev = evtimer_new(d->base, on_sweep_timer, ps);
-	if (!ps->flush_ev || !ps->sweep_ev) {
+	ps->batch_ev = evtimer_new(d->base, on_batch_timer, ps);
+	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev) {
 		snprintf(err, errlen, "out of memory");
 		push_shutdown(ps);
 		push_free(ps);
@@ -688,6 +963,7 @@ void push_shutdown(struct push_server *ps)
 		ps->listener = NULL;
 	}
 	flush_seen(ps);
+	ack_batch(ps);
 	TAILQ_FOREACH(c, &ps->conns, entry)
 	{
 		conn_enter(c, CONN_CLOSING);
@@ -703,6 +979,11 @@ void push_free(struct push_server *ps)
 		event_free(ps->flush_ev);
 	if (ps->sweep_ev)
 		event_free(ps->sweep_ev);
+	if (ps->batch_ev)
+		event_free(ps->batch_ev);
+	free(ps->byid);
+	free(ps->ack_eid);
+	free(ps->ack_cid);
 	if (ps->notify_ev)
 		event_free(ps->notify_ev);
 	if (ps->listen_db)

@@ -2,15 +2,22 @@
  * push: the slave's push server for agents (agentproto.h), a TLS 1.3
  * listener on <push address port> in the daemon's event loop.
  *
- * Each connection has its own state (pre-auth, authed, closing) and
- * refers to the server only through its struct push_server, never to
- * globals, so the connection code can later run in worker processes
- * that share the port with SO_REUSEPORT.
+ * Each connection has its own state (pre-auth, authenticating, authed,
+ * closing) and refers to the server only through its struct push_server,
+ * never to globals, so the connection code runs in worker processes that
+ * share the port with SO_REUSEPORT. Each server finds a connection by
+ * endpoint id in a hash table.
  *
+ * Nothing an agent does costs a commit of its own. The key lookup of
+ * A_AUTH is one read; the agents that proved their key wait up to 20 ms
+ * for a batch that writes all their statuses and 'status' events in one
+ * transaction, then get A_AUTH_OK and their waiting commands (one more
+ * statement). Command acknowledgements are written in the same batches.
  * Heartbeats only touch memory; a 1 s timer writes every changed
  * last_seen in one statement. Every heartbeat interval a sweep marks
  * silent agents offline. A second database connection LISTENs on
- * strata_commands so a new command reaches a connected agent at once.
+ * strata_commands (one notification per INSERT statement), after which
+ * one statement takes the new commands of every agent this server holds.
  */
 #ifndef STRATA_SLAVE_PUSH_H
 #define STRATA_SLAVE_PUSH_H

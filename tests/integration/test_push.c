@@ -379,6 +379,84 @@ static void test_offline_sweep(void)
 	free(token);
 }
 
+#define FAN_AGENTS 40
+#define FAN_EACH 5
+
+static bool fanout_acked(void *arg)
+{
+	return q_ll(&slave, "SELECT count(*) FROM agent_commands c JOIN endpoints e ON e.id = "
+		    "c.endpoint_id JOIN groups g ON g.id = e.group_id WHERE g.path = '/fanout' "
+		    "AND c.acked_at IS NOT NULL%s", "") == FAN_AGENTS * FAN_EACH;
+}
+
+/* Sends A_AUTH on every connection before reading any answer, so they share batches. */
+static bool auth_all(struct hagent *a, SSL **ssl, const char *token)
+{
+	bool ok = true;
+	for (int i = 0; i < FAN_AGENTS; i++) {
+		ssl[i] = ha_connect_pinned(&slave, token);
+		json_t *m = ssl[i] ? ha_auth_msg(ssl[i], &a[i]) : NULL;
+		ok = ok && m && ha_send_json(ssl[i], A_AUTH, m) == 0;
+	}
+	for (int i = 0; i < FAN_AGENTS && ok; i++) {
+		uint16_t type;
+		json_t *o = ha_recv_json(ssl[i], &type);
+		ok = type == A_AUTH_OK;
+		json_decref(o);
+	}
+	return ok;
+}
+
+static long long fanout_status_events(void)
+{
+	return q_ll(&slave, "SELECT count(*) FROM events v JOIN endpoints e ON e.id = "
+		    "v.endpoint_id JOIN groups g ON g.id = e.group_id WHERE g.path = '/fanout' "
+		    "AND v.kind = 'status'%s", "");
+}
+
+static void test_batch_auth_fanout(void)
+{
+	struct hagent a[FAN_AGENTS];
+	SSL *ssl[FAN_AGENTS] = { 0 };
+	char *token = ha_make_token(&slave, "/fanout");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	for (int i = 0; i < FAN_AGENTS; i++)
+		CU_ASSERT_FATAL(ha_new(&a[i]) && ha_enrol(&slave, &a[i], token));
+	CU_ASSERT_FATAL(auth_all(a, ssl, token));
+	/* Online as soon as A_AUTH_OK arrives, with exactly one transition each. */
+	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM endpoints e JOIN groups g ON g.id = "
+			     "e.group_id WHERE g.path = '/fanout' AND e.status = 'online'%s", ""),
+			FAN_AGENTS);
+	CU_ASSERT_EQUAL(fanout_status_events(), FAN_AGENTS);
+
+	/* One INSERT for all of them: each agent gets its own commands, all acknowledged. */
+	CU_ASSERT_EQUAL(q_ll(&slave, "WITH i AS (INSERT INTO agent_commands (endpoint_id, kind, "
+			     "args) SELECT e.id, 'sync_now', jsonb_build_object('n', k) FROM "
+			     "endpoints e JOIN groups g ON g.id = e.group_id, generate_series(1, %d) "
+			     "k WHERE g.path = '/fanout' RETURNING 1) SELECT count(*) FROM i",
+			     FAN_EACH),
+			FAN_AGENTS * FAN_EACH);
+	for (int i = 0; i < FAN_AGENTS; i++)
+		for (int k = 0; k < FAN_EACH; k++)
+			CU_ASSERT(take_command(ssl[i], "sync_now"));
+	CU_ASSERT(hp_wait(fanout_acked, NULL, 10));
+	CU_ASSERT_EQUAL(q_ll(&slave, "SELECT count(*) FROM agent_commands c JOIN endpoints e ON "
+			     "e.id = c.endpoint_id JOIN groups g ON g.id = e.group_id WHERE "
+			     "g.path = '/fanout' AND c.delivered_at IS NULL%s", ""),
+			0);
+
+	/* Back again, all at once: still online, so no new transition is recorded. */
+	for (int i = 0; i < FAN_AGENTS; i++)
+		ht_close(ssl[i]);
+	CU_ASSERT_FATAL(auth_all(a, ssl, token));
+	CU_ASSERT_EQUAL(fanout_status_events(), FAN_AGENTS);
+	for (int i = 0; i < FAN_AGENTS; i++) {
+		ht_close(ssl[i]);
+		EVP_PKEY_free(a[i].key);
+	}
+	free(token);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -394,5 +472,7 @@ int main(void)
 	CU_add_test(s, "heartbeat before authentication", test_heartbeat_preauth);
 	CU_add_test(s, "heartbeat flood", test_heartbeat_flood);
 	CU_add_test(s, "offline after missed heartbeats", test_offline_sweep);
+	CU_add_test(s, "authentications in one batch, a fan-out acknowledged",
+		    test_batch_auth_fanout);
 	return hp_run_suite();
 }
