@@ -17,6 +17,7 @@
 # one JSON object on its last line and writes the "Push" section of
 # docs/BENCHMARKS.md. Stops everything it started and removes its files.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
@@ -240,19 +241,7 @@ $workers push worker(s), $agents agents.
 
 Reconnects seen by the simulators during the run: $failures.
 MD
-	if [ -f "$doc" ]; then
-		# Replace the Push section (up to the next level-2 heading), keep the rest.
-		awk -v f="$section" '
-			/^## / { if (insec) insec = 0 }
-			/^## Push$/ { while ((getline l < f) > 0) print l; print ""; insec = 1; done = 1; next }
-			!insec { print }
-			END { if (!done) { print ""; while ((getline l < f) > 0) print l } }
-		' "$doc" >"$doc.new"
-		mv "$doc.new" "$doc"
-	else
-		{ printf '# Benchmarks\n\n'; cat "$section"; } >"$doc"
-	fi
-	rm -f "$section"
+	bench_replace_section "$doc" Push "$section"
 fi
 
 printf '{"agents":%d,"workers":%d,"connected":%d,"enrol_s":%s,"enrol_per_s":%s,' \

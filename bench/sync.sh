@@ -13,6 +13,7 @@
 # Prints one JSON object on its last line and writes the "Sync" section of
 # docs/BENCHMARKS.md. Stops everything it started and removes its files.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
@@ -214,19 +215,7 @@ as soon as it commits, so its "incremental" time is a latency, while
 Strata's is a whole session (TLS connection reuse, HELLO, one batch per
 stream, DOWNLOAD, BYE).
 MD
-	if [ -f "$doc" ]; then
-		# Replace the Sync section (up to the next level-2 heading), keep the rest.
-		awk -v f="$section" '
-			/^## / { if (insync) insync = 0 }
-			/^## Sync$/ { while ((getline l < f) > 0) print l; print ""; insync = 1; done = 1; next }
-			!insync { print }
-			END { if (!done) { print ""; while ((getline l < f) > 0) print l } }
-		' "$doc" >"$doc.new"
-		mv "$doc.new" "$doc"
-	else
-		{ printf '# Benchmarks\n\n'; cat "$section"; } >"$doc"
-	fi
-	rm -f "$section"
+	bench_replace_section "$doc" Sync "$section"
 fi
 
 printf '{"rows":%d,"full_s":%s,"full_rows_per_s":%s,"incr_rows":%d,"incr_s":%s,"incr_rows_per_s":%s,' \

@@ -263,10 +263,26 @@ static void dispatch(struct push_server *ps, json_t *list)
 	}
 }
 
+/* Takes the waiting commands of these endpoints (all unacknowledged ones,
+ * or only the never delivered) and sends each to its connection. */
+static void send_commands(struct push_server *ps, size_t n, const int64_t *ids, bool all)
+{
+	char err[512];
+	if (n == 0)
+		return;
+	json_t *list = agents_commands_take_many(ps->d->db, n, ids, all, err, sizeof(err));
+	if (!list) {
+		log_warnx("push: cannot read commands for %zu endpoints: %s", n, err);
+		(void)daemon_db_ensure(ps->d);
+		return;
+	}
+	dispatch(ps, list);
+	json_decref(list);
+}
+
 /* Takes the new commands of every authenticated agent of this process in one statement. */
 static void deliver_new(struct push_server *ps)
 {
-	char err[512];
 	struct agent_conn *c;
 	size_t n = 0;
 	int64_t *ids = malloc(((size_t)ps->nconns + 1) * sizeof(*ids));
@@ -277,17 +293,7 @@ static void deliver_new(struct push_server *ps)
 	TAILQ_FOREACH(c, &ps->conns, entry)
 	if (c->st == CONN_AUTHED)
 		ids[n++] = c->agent.id;
-	if (n > 0) {
-		json_t *list = agents_commands_take_many(ps->d->db, n, ids, false, err,
-							 sizeof(err));
-		if (list) {
-			dispatch(ps, list);
-			json_decref(list);
-		} else {
-			log_warnx("push: cannot read new commands for %zu endpoints: %s", n, err);
-			(void)daemon_db_ensure(ps->d);
-		}
-	}
+	send_commands(ps, n, ids, false);
 	free(ids);
 }
 
@@ -426,17 +432,7 @@ static void auth_batch(struct push_server *ps)
 				  c->agent.id);
 		}
 	}
-	if (nok > 0) {
-		json_t *list = agents_commands_take_many(ps->d->db, nok, ids, true, err,
-							 sizeof(err));
-		if (list) {
-			dispatch(ps, list);
-			json_decref(list);
-		} else {
-			log_warnx("push: cannot read commands for %zu endpoints: %s", nok, err);
-			(void)daemon_db_ensure(ps->d);
-		}
-	}
+	send_commands(ps, nok, ids, true);
 	goto out;
 failed:
 	/* Each agent retries; a connection without a recorded status must not stay. */
