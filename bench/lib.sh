@@ -1,5 +1,7 @@
 # Shared by the bench scripts (sourced).
 
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
 # bench_replace_section DOC TITLE FILE: puts FILE's text in place of the
 # "## TITLE" section of DOC (up to the next level-2 heading), keeping the
 # rest; appends it when DOC has no such section; creates DOC when missing.

@@ -3,10 +3,9 @@
 # (strata-agent --simulate), each with its own identity and TLS 1.3
 # connection, from several 127.x source addresses.
 #
-#   bench/push.sh                 50,000 agents, 3 push workers (15,000 and 1
-#                                 worker while the slave has no <push workers>)
+#   bench/push.sh                 50,000 agents, 3 push workers
 #   AGENTS=5000 bench/push.sh     fewer agents
-#   WORKERS=4 bench/push.sh       <push workers="4">, when the slave knows it
+#   WORKERS=4 bench/push.sh       <push workers="4">
 #   IDLE_S=30 FAST_S=20           idle phase and fast-heartbeat phase, seconds
 #   NO_DOC=1 bench/push.sh        do not rewrite docs/BENCHMARKS.md
 #   KEEP=1 bench/push.sh          leave the cluster, slave and agents running
@@ -21,13 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-if grep -q 'name="workers"' conf/server.xsd; then
-	workers=${WORKERS:-3}
-	agents=${AGENTS:-50000}
-else
-	workers=1
-	agents=${AGENTS:-15000}
-fi
+workers=${WORKERS:-3}
+agents=${AGENTS:-50000}
 idle_s=${IDLE_S:-30}
 fast_s=${FAST_S:-20}
 # 2 s gives 25,000 heartbeats/s from 50,000 agents; fewer agents beat every second.
@@ -70,20 +64,9 @@ scripts/pg.sh start "$work/pg" "$pgport" >/dev/null
 scripts/pg.sh createdb "$work/pg" "$pgport" site
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$work/pg" -p "$pgport" -U postgres -d site "$@"; }
 
-workers_attr=
-if grep -q 'name="workers"' conf/server.xsd; then workers_attr=" workers=\"$workers\""; fi
-mkdir -p "$work/site"
-cat >"$work/site/server.xml" <<XML
-<?xml version="1.0"?>
-<server role="slave" name="site">
-  <data-dir>$work/site</data-dir>
-  <log level="notice"/>
-  <database conninfo="host=$work/pg port=$pgport user=postgres dbname=site"/>
-  <admin socket="$work/site/admin.sock"/>
-  <push address="127.0.0.1" port="$pport"$workers_attr max-connections="20000" heartbeat="$heartbeat"/>
-  <licence seats="$((agents + 1000))"/>
-</server>
-XML
+strata_write_conf "$work/site" slave site "host=$work/pg port=$pgport user=postgres dbname=site" notice \
+	"  <push address=\"127.0.0.1\" port=\"$pport\" workers=\"$workers\" max-connections=\"20000\" heartbeat=\"$heartbeat\"/>
+  <licence seats=\"$((agents + 1000))\"/>"
 ctl() { "$builddir/strata-ctl" -s "$work/site/admin.sock" "$@"; }
 "$builddir/strata-slave" -c "$work/site/server.xml" >>"$work/site/daemon.log" 2>&1 &
 slavepid=$!

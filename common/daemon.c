@@ -72,8 +72,6 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	log_notice("signal %d: shutting down", (int)fd);
-	if (d->on_shutdown)
-		d->on_shutdown(d, d->arg);
 	event_base_loopexit(d->base, NULL);
 }
 

@@ -28,7 +28,6 @@ struct daemon {
 	struct admin_server *admin;
 	struct event *sig_hup, *sig_term, *sig_int;
 	void (*on_reload)(struct daemon *d, void *arg);
-	void (*on_shutdown)(struct daemon *d, void *arg);
 	void *arg;
 	/*
 	 * 0 in the main process; N in push worker N, which the slave starts as

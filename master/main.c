@@ -6,11 +6,6 @@
 #include "master.h"
 #include "session.h"
 
-static void on_shutdown(struct daemon *d, void *arg)
-{
-	session_shutdown(arg);
-}
-
 int main(int argc, char **argv)
 {
 	static struct master m;
@@ -18,7 +13,6 @@ int main(int argc, char **argv)
 
 	daemon_init(&m.d, argc, argv, CFG_ROLE_MASTER, schema_master);
 	m.d.arg = &m;
-	m.d.on_shutdown = on_shutdown;
 	if (pki_init(&m.pki, m.d.cfg.data_dir, m.d.cfg.name, m.d.cfg.cert_hosts, err,
 		     sizeof(err)) != 0)
 		log_fatalx("pki: %s", err);

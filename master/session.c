@@ -88,12 +88,6 @@ static void session_fail(struct session *s, const char *code, const char *fmt, .
 	chan_send_error(s->ch, code, "%s", msg);
 }
 
-/* Database trouble: reconnect now, so the next session finds it working. */
-static void db_trouble(struct master *m)
-{
-	(void)daemon_db_ensure(&m->d);
-}
-
 static void on_enrol(struct session *s, json_t *o)
 {
 	struct msg_enrol msg;
@@ -111,7 +105,7 @@ static void on_enrol(struct session *s, json_t *o)
 		return;
 	}
 	if (rc != 0) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "enrolment failed on the master: %s", err);
 		return;
 	}
@@ -151,7 +145,7 @@ static void on_hello(struct session *s, json_t *o)
 	/* Temporary tables live as long as the database connection, which
 	 * may have been re-established since the last session. */
 	if (daemon_db_ensure(&s->m->d) != 0 || apply_prepare(s->m->d.db, err, sizeof(err)) != 0) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s",
 			     db_alive(s->m->d.db) ? err : "not reachable");
 		return;
@@ -159,7 +153,7 @@ static void on_hello(struct session *s, json_t *o)
 	json_decref(s->watermarks);
 	s->watermarks = apply_watermarks(s->m->d.db, s->slave.id, err, sizeof(err));
 	if (!s->watermarks) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
 		return;
 	}
@@ -221,7 +215,7 @@ static void on_upload_batch(struct session *s, const uint8_t *payload, size_t le
 	if (rc == -1) {
 		session_fail(s, PROTO_ERR_PROTOCOL, "%s", err);
 	} else if (rc != 0) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
 	} else {
 		json_t *n = json_object_get(s->rows, b.stream->name);
@@ -242,7 +236,7 @@ static void send_download(struct session *s)
 	json_t *d = publish_chunk(s->m->d.db, s->slave.name, s->pub_version, &s->pub_pending,
 				  &s->pub_more, &items, err, sizeof(err));
 	if (!d) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
 		return;
 	}
@@ -317,7 +311,7 @@ static int identify(struct session *s)
 		return -1;
 	}
 	if (rc != 0) {
-		db_trouble(s->m);
+		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
 		return -1;
 	}

@@ -7,6 +7,7 @@
 #   scripts/demo.sh            run and clean up
 #   KEEP=1 scripts/demo.sh     leave the daemons running (prints how to stop)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
@@ -35,17 +36,7 @@ for db in hq site_a site_b; do scripts/pg.sh createdb "$work/pg" "$pgport" "$db"
 psql_on() { psql -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -p "$pgport" -U postgres -d "$1" "${@:2}"; }
 
 write_conf() { # role name db extra
-	mkdir -p "$work/$2"
-	cat >"$work/$2/server.xml" <<XML
-<?xml version="1.0"?>
-<server role="$1" name="$2">
-  <data-dir>$work/$2</data-dir>
-  <log level="info"/>
-  <database conninfo="host=$work/pg port=$pgport user=postgres dbname=$3"/>
-  <admin socket="$work/$2/admin.sock"/>
-$4
-</server>
-XML
+	strata_write_conf "$work/$2" "$1" "$2" "host=$work/pg port=$pgport user=postgres dbname=$3" info "$4"
 }
 write_conf master hq hq "  <sync-listen address=\"127.0.0.1\" port=\"$mport\" hosts=\"127.0.0.1,localhost\"/>"
 pport=$((mport + 1))

@@ -66,9 +66,6 @@ static int node_init(struct hnode *n, const char *name, bool master)
 	return n->dbname ? 0 : -1;
 }
 
-static int slave_interval = 1800;
-static int slave_master_port;
-
 int hp_write_config(struct hnode *n, const char *extra_xml)
 {
 	char *ci = hpg_conninfo(n->dbname);
@@ -116,8 +113,6 @@ int hp_slave_init(struct hnode *n, const char *name, int master_port, int interv
 	char xml[2048];
 	if (node_init(n, name, false) != 0)
 		return -1;
-	slave_interval = interval;
-	slave_master_port = master_port;
 	snprintf(xml, sizeof(xml),
 		 "  <master host=\"127.0.0.1\" port=\"%d\"/>\n"
 		 "  <replication interval=\"%d\" retry-min=\"1\" retry-max=\"5\"/>\n%s",

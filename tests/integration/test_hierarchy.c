@@ -44,19 +44,14 @@ static long long slave_id(const char *name)
 	return hp_query_ll(&master, sql);
 }
 
-/* count and checksum of a stream's rows, on the slave and on the master */
-static char *fingerprint(struct hnode *n, const char *table, const char *cols, long long sid)
+/* Count and checksum of the rows of table matching where, as "n/sum". */
+static char *fingerprint(struct hnode *n, const char *table, const char *cols,
+			 const char *where)
 {
 	char sql[1024];
-	if (sid >= 0)
-		snprintf(sql, sizeof(sql),
-			 "SELECT count(*) || '/' || coalesce(sum(hashtext(%s)::bigint), 0) FROM %s "
-			 "WHERE slave_id = %lld",
-			 cols, table, sid);
-	else
-		snprintf(sql, sizeof(sql),
-			 "SELECT count(*) || '/' || coalesce(sum(hashtext(%s)::bigint), 0) FROM %s",
-			 cols, table);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) || '/' || coalesce(sum(hashtext(%s)::bigint), 0) FROM %s%s", cols,
+		 table, where);
 	return hp_query1(n, sql);
 }
 
@@ -82,13 +77,11 @@ static void assert_converged(struct hnode *s)
 {
 	long long sid = slave_id(s->name);
 	CU_ASSERT_FATAL(sid > 0);
+	char on_master[64];
+	snprintf(on_master, sizeof(on_master), " WHERE slave_id = %lld", sid);
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		char sql[1024];
-		snprintf(sql, sizeof(sql),
-			 "SELECT count(*) || '/' || coalesce(sum(hashtext(%s)::bigint), 0) FROM %s%s",
-			 checks[i].cols, checks[i].slave_table, checks[i].slave_where);
-		char *a = hp_query1(s, sql);
-		char *b = fingerprint(&master, checks[i].master_table, checks[i].cols, sid);
+		char *a = fingerprint(s, checks[i].slave_table, checks[i].cols, checks[i].slave_where);
+		char *b = fingerprint(&master, checks[i].master_table, checks[i].cols, on_master);
 		CU_ASSERT_PTR_NOT_NULL(a);
 		CU_ASSERT_PTR_NOT_NULL(b);
 		if (a && b && strcmp(a, b) != 0)
