@@ -276,6 +276,34 @@ static void test_hole_closed(void)
 	CU_ASSERT_EQUAL(value_ll(fx.db, "SELECT count(*) FROM hole_locked", 0, NULL), 2);
 }
 
+/*
+ * The licence seat counter follows bulk inserts and deletes (one counter
+ * update per statement) and single revocations, and always equals the
+ * number of endpoints not revoked.
+ */
+static void test_seat_counter(void)
+{
+	static const char *const steps[] = {
+		"INSERT INTO endpoints (uid, hostname) SELECT 'seat-' || g, 'h' || g "
+		"FROM generate_series(1, 20000) g",
+		"UPDATE endpoints SET revoked = true WHERE uid IN ('seat-1', 'seat-2', 'seat-3')",
+		"DELETE FROM endpoints WHERE uid LIKE 'seat-1%'",
+		"UPDATE endpoints SET revoked = false WHERE uid = 'seat-2'",
+		"DELETE FROM endpoints WHERE uid LIKE 'seat-%'",
+	};
+	char err[ERRLEN];
+	long long start = value_ll(fx.db, "SELECT used FROM agent_seats", 0, NULL);
+	CU_ASSERT_EQUAL(start, value_ll(fx.db, "SELECT count(*) FROM endpoints WHERE NOT revoked",
+					0, NULL));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		CU_ASSERT_EQUAL_FATAL(db_exec(fx.db, steps[i], 0, NULL, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(value_ll(fx.db, "SELECT used FROM agent_seats", 0, NULL),
+				value_ll(fx.db, "SELECT count(*) FROM endpoints WHERE NOT revoked", 0,
+					 NULL));
+	}
+	CU_ASSERT_EQUAL(value_ll(fx.db, "SELECT used FROM agent_seats", 0, NULL), start);
+}
+
 static void test_hole_without_lock(void)
 {
 	struct reader r = {
@@ -305,6 +333,7 @@ int main(void)
 	CU_add_test(s, "versions and tombstones", test_versions_and_tombstones);
 	CU_add_test(s, "version order equals commit order", test_hole_closed);
 	CU_add_test(s, "a bare sequence skips a row", test_hole_without_lock);
+	CU_add_test(s, "the seat counter follows bulk changes", test_seat_counter);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
