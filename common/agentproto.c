@@ -21,6 +21,11 @@ static const struct {
 	{ A_RESULT, "A_RESULT" },	  { A_RESULT_ACK, "A_RESULT_ACK" },
 	{ A_POLICY_GET, "A_POLICY_GET" }, { A_POLICY, "A_POLICY" },
 	{ A_BYE, "A_BYE" },		  { A_BYE_OK, "A_BYE_OK" },
+	{ A_REDIRECT, "A_REDIRECT" },	  { A_DP_ENROL, "A_DP_ENROL" },
+	{ A_DP_ENROL_OK, "A_DP_ENROL_OK" }, { A_DP_AUTH, "A_DP_AUTH" },
+	{ A_DP_AUTH_OK, "A_DP_AUTH_OK" }, { A_DP_OPEN, "A_DP_OPEN" },
+	{ A_DP_FRAME, "A_DP_FRAME" },	  { A_DP_CLOSE, "A_DP_CLOSE" },
+	{ A_DP_LOAD, "A_DP_LOAD" },
 };
 
 const char *agentproto_msg_name(uint16_t type)
@@ -37,15 +42,20 @@ bool agentproto_allowed(enum agent_state st, uint16_t type)
 		return true;
 	switch (st) {
 	case AST_SERVER_PREAUTH:
-		return type == A_ENROL || type == A_AUTH;
+		return type == A_ENROL || type == A_AUTH || type == A_DP_ENROL || type == A_DP_AUTH;
 	case AST_SERVER_AUTHED:
 		return type == A_HEARTBEAT || type == A_EVENT || type == A_COMMAND_ACK ||
 		       type == A_RESULT || type == A_POLICY_GET || type == A_BYE;
 	case AST_AGENT_WAIT:
-		return type == A_ENROL_OK || type == A_AUTH_OK;
+		return type == A_ENROL_OK || type == A_AUTH_OK || type == A_REDIRECT;
 	case AST_AGENT_AUTHED:
 		return type == A_EVENT_ACK || type == A_COMMAND || type == A_RESULT_ACK ||
 		       type == A_POLICY || type == A_BYE_OK;
+	case AST_DP_WAIT:
+		return type == A_DP_ENROL_OK || type == A_DP_AUTH_OK;
+	case AST_DP_LINK:
+		return type == A_DP_OPEN || type == A_DP_FRAME || type == A_DP_CLOSE ||
+		       type == A_DP_LOAD;
 	}
 	return false;
 }
@@ -59,7 +69,7 @@ int agentproto_exporter(SSL *ssl, unsigned char out[AGENT_EXPORTER_LEN])
 		       : -1;
 }
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
+void agentproto_to_hex(const unsigned char *in, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = 0; i < n; i++) {
@@ -69,7 +79,7 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int from_hex(const char *in, unsigned char *out, size_t n)
+int agentproto_from_hex(const char *in, unsigned char *out, size_t n)
 {
 	if (strlen(in) != 2 * n)
 		return -1;
@@ -93,7 +103,7 @@ int agentproto_pubkey_hex(EVP_PKEY *key, char out[65])
 	size_t len = sizeof(raw);
 	if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof(raw))
 		return -1;
-	to_hex(raw, len, out);
+	agentproto_to_hex(raw, len, out);
 	return 0;
 }
 
@@ -106,7 +116,7 @@ int agentproto_sign(SSL *ssl, EVP_PKEY *key, char sig_hex[129])
 	if (ctx && agentproto_exporter(ssl, ekm) == 0 &&
 	    EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
 	    EVP_DigestSign(ctx, sig, &siglen, ekm, sizeof(ekm)) == 1 && siglen == sizeof(sig)) {
-		to_hex(sig, siglen, sig_hex);
+		agentproto_to_hex(sig, siglen, sig_hex);
 		rc = 0;
 	}
 	EVP_MD_CTX_free(ctx);
@@ -115,15 +125,24 @@ int agentproto_sign(SSL *ssl, EVP_PKEY *key, char sig_hex[129])
 
 int agentproto_verify(SSL *ssl, const char *pubkey_hex, const char *sig_hex)
 {
-	unsigned char ekm[AGENT_EXPORTER_LEN], raw[32], sig[64];
-	if (from_hex(pubkey_hex, raw, sizeof(raw)) != 0 || from_hex(sig_hex, sig, sizeof(sig)) != 0 ||
-	    agentproto_exporter(ssl, ekm) != 0)
+	unsigned char ekm[AGENT_EXPORTER_LEN];
+	if (agentproto_exporter(ssl, ekm) != 0)
+		return -1;
+	return agentproto_verify_ekm(ekm, pubkey_hex, sig_hex);
+}
+
+int agentproto_verify_ekm(const unsigned char ekm[AGENT_EXPORTER_LEN], const char *pubkey_hex,
+			  const char *sig_hex)
+{
+	unsigned char raw[32], sig[64];
+	if (agentproto_from_hex(pubkey_hex, raw, sizeof(raw)) != 0 ||
+	    agentproto_from_hex(sig_hex, sig, sizeof(sig)) != 0)
 		return -1;
 	EVP_PKEY *pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, sizeof(raw));
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int rc = -1;
 	if (pub && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
-	    EVP_DigestVerify(ctx, sig, sizeof(sig), ekm, sizeof(ekm)) == 1)
+	    EVP_DigestVerify(ctx, sig, sizeof(sig), ekm, AGENT_EXPORTER_LEN) == 1)
 		rc = 0;
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pub);
@@ -313,5 +332,141 @@ int agentproto_decode_ack(json_t *o, const char *member, int64_t *value, char *e
 	if (v < 0)
 		return bad(err, errlen, "ack", member, "must not be negative");
 	*value = (int64_t)v;
+	return 0;
+}
+
+bool agentproto_host_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n >= 1 && n <= 253 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") == n;
+}
+
+int agentproto_decode_redirect(json_t *o, struct amsg_redirect *m, char *err, size_t errlen)
+{
+	if (unpack("A_REDIRECT", o, err, errlen, "{s:s, s:i}", "address", &m->address, "port",
+		   &m->port) != 0)
+		return -1;
+	if (!agentproto_host_ok(m->address))
+		return bad(err, errlen, "A_REDIRECT", "address", "must be a host name or address");
+	if (m->port < 1 || m->port > 65535)
+		return bad(err, errlen, "A_REDIRECT", "port", "must be 1 to 65535");
+	return 0;
+}
+
+int agentproto_decode_dp_enrol(json_t *o, struct amsg_dp_enrol *m, char *err, size_t errlen)
+{
+	if (unpack("A_DP_ENROL", o, err, errlen, "{s:i, s:s, s:s, s:s, s:s, s:i}", "proto",
+		   &m->proto, "token", &m->token, "name", &m->name, "csr", &m->csr, "address",
+		   &m->address, "port", &m->port) != 0)
+		return -1;
+	if (!text_ok(m->token, 200))
+		return bad(err, errlen, "A_DP_ENROL", "token", "must be 1 to 200 characters");
+	size_t n = strlen(m->name);
+	if (n < 1 || n > 63 ||
+	    strspn(m->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return bad(err, errlen, "A_DP_ENROL", "name",
+			   "must be 1 to 63 of A-Z a-z 0-9 . _ -");
+	if (!text_ok(m->csr, 16384))
+		return bad(err, errlen, "A_DP_ENROL", "csr", "must be a PEM certificate request");
+	if (!agentproto_host_ok(m->address))
+		return bad(err, errlen, "A_DP_ENROL", "address", "must be a host name or address");
+	if (m->port < 1 || m->port > 65535)
+		return bad(err, errlen, "A_DP_ENROL", "port", "must be 1 to 65535");
+	return 0;
+}
+
+int agentproto_decode_dp_enrol_ok(json_t *o, struct amsg_dp_enrol_ok *m, char *err,
+				  size_t errlen)
+{
+	json_int_t id;
+	if (unpack("A_DP_ENROL_OK", o, err, errlen, "{s:I, s:s, s:s}", "dp_id", &id, "cert",
+		   &m->cert, "ca", &m->ca) != 0)
+		return -1;
+	if (id < 1)
+		return bad(err, errlen, "A_DP_ENROL_OK", "dp_id", "must be positive");
+	if (!text_ok(m->cert, 16384) || !text_ok(m->ca, 16384))
+		return bad(err, errlen, "A_DP_ENROL_OK", "cert/ca", "must be PEM certificates");
+	m->dp_id = (int64_t)id;
+	return 0;
+}
+
+int agentproto_decode_dp_auth(json_t *o, struct amsg_dp_auth *m, char *err, size_t errlen)
+{
+	json_int_t id;
+	if (unpack("A_DP_AUTH", o, err, errlen, "{s:i, s:I, s:s}", "proto", &m->proto, "dp_id",
+		   &id, "sig", &m->sig) != 0)
+		return -1;
+	if (id < 1)
+		return bad(err, errlen, "A_DP_AUTH", "dp_id", "must be positive");
+	if (!hex_ok(m->sig, 128))
+		return bad(err, errlen, "A_DP_AUTH", "sig", "must be 128 lowercase hex characters");
+	m->dp_id = (int64_t)id;
+	return 0;
+}
+
+int agentproto_decode_dp_open(json_t *o, struct amsg_dp_open *m, char *err, size_t errlen)
+{
+	json_int_t vid;
+	const char *ekm;
+	if (unpack("A_DP_OPEN", o, err, errlen, "{s:I, s:s, s:s}", "vid", &vid, "address",
+		   &m->address, "ekm", &ekm) != 0)
+		return -1;
+	if (vid < 1)
+		return bad(err, errlen, "A_DP_OPEN", "vid", "must be positive");
+	if (!text_ok(m->address, 45))
+		return bad(err, errlen, "A_DP_OPEN", "address", "must be 1 to 45 characters");
+	if (agentproto_from_hex(ekm, m->ekm, AGENT_EXPORTER_LEN) != 0)
+		return bad(err, errlen, "A_DP_OPEN", "ekm", "must be 64 lowercase hex characters");
+	m->vid = (uint64_t)vid;
+	return 0;
+}
+
+int agentproto_decode_dp_close(json_t *o, struct amsg_dp_close *m, char *err, size_t errlen)
+{
+	json_int_t vid;
+	if (unpack("A_DP_CLOSE", o, err, errlen, "{s:I, s:s}", "vid", &vid, "reason",
+		   &m->reason) != 0)
+		return -1;
+	if (vid < 1)
+		return bad(err, errlen, "A_DP_CLOSE", "vid", "must be positive");
+	if (strlen(m->reason) > 512)
+		return bad(err, errlen, "A_DP_CLOSE", "reason", "must be at most 512 characters");
+	m->vid = (uint64_t)vid;
+	return 0;
+}
+
+int agentproto_decode_count(json_t *o, const char *msg, const char *member, int64_t max,
+			    int64_t *value, char *err, size_t errlen)
+{
+	json_int_t v;
+	if (unpack(msg, o, err, errlen, "{s:I}", member, &v) != 0)
+		return -1;
+	if (v < 0 || v > max) {
+		snprintf(err, errlen, "%s: member '%s' must be 0 to %lld", msg, member,
+			 (long long)max);
+		return -1;
+	}
+	*value = (int64_t)v;
+	return 0;
+}
+
+void agentproto_dp_frame_hdr(uint8_t hdr[DP_FRAME_HDR], uint64_t vid, uint16_t type)
+{
+	for (int i = 0; i < 8; i++)
+		hdr[i] = (uint8_t)(vid >> (56 - 8 * i));
+	hdr[8] = (uint8_t)(type >> 8);
+	hdr[9] = (uint8_t)type;
+}
+
+int agentproto_dp_frame_split(const uint8_t *payload, size_t len, uint64_t *vid, uint16_t *type)
+{
+	if (len < DP_FRAME_HDR)
+		return -1;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | payload[i];
+	*vid = v;
+	*type = (uint16_t)(payload[8] << 8 | payload[9]);
 	return 0;
 }

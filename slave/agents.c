@@ -19,8 +19,7 @@ static const char *arg_str(json_t *args, const char *key)
 	return json_string_value(json_object_get(args, key));
 }
 
-/* "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
-static bool group_path_valid(const char *p)
+bool agents_group_path_valid(const char *p)
 {
 	size_t n = strlen(p);
 	if (n < 2 || n > 255 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//"))
@@ -40,13 +39,22 @@ json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, cha
 	struct enrol_token tok;
 	char text[256], hash[TLS_PIN_HEX_LEN + 1], ttl_s[16], expires[64];
 	const char *group = arg_str(args, "group");
+	const char *kind = arg_str(args, "kind") ? arg_str(args, "kind") : "agent";
+	bool dp = strcmp(kind, "dp") == 0;
 	json_t *ttl_j = json_object_get(args, "expires");
 	json_int_t ttl = ttl_j ? json_integer_value(ttl_j) : TOKEN_TTL_DEFAULT;
 	if (ttl < 60 || ttl > TOKEN_TTL_MAX) {
 		snprintf(err, errlen, "--expires must be 60 to %d seconds", TOKEN_TTL_MAX);
 		return NULL;
 	}
-	if (group && !group_path_valid(group)) {
+	if (!dp && strcmp(kind, "agent") != 0) {
+		snprintf(err, errlen, "unknown token kind '%s'", kind);
+		return NULL;
+	}
+	/* A distribution point serves a group ('/': all of them). */
+	if (dp && !group)
+		group = "/";
+	if (group && !(dp && strcmp(group, "/") == 0) && !agents_group_path_valid(group)) {
 		snprintf(err, errlen,
 			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
 			 "'.', '_', '-' or spaces",
@@ -59,15 +67,17 @@ json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, cha
 	}
 	tls_sha256_hex(tok.secret, strlen(tok.secret), hash);
 	snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)ttl);
-	const char *p[] = { tok.id, hash, group, ttl_s };
+	/* A distribution point's token enrols one distribution point. */
+	const char *p[] = { tok.id, hash, group, ttl_s, kind, dp ? "1" : "1000000" };
 	if (db_query_value(db,
-			   "INSERT INTO agent_tokens (id, secret_sha256, group_path, expires_at) "
-			   "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int)) "
-			   "RETURNING expires_at::text",
-			   4, p, expires, sizeof(expires), err, errlen) != 0)
+			   "INSERT INTO agent_tokens (id, secret_sha256, group_path, expires_at, "
+			   "kind, max_uses) VALUES ($1, $2, $3, now() + make_interval(secs => "
+			   "$4::int), $5, $6::int) RETURNING expires_at::text",
+			   6, p, expires, sizeof(expires), err, errlen) != 0)
 		return NULL;
-	log_notice("agents: agent token %s issued (group %s, valid %lld s)", tok.id,
-		   group ? group : "none", (long long)ttl);
+	log_notice("agents: %s token %s issued (group %s, valid %lld s)",
+		   dp ? "distribution point" : "agent", tok.id, group ? group : "none",
+		   (long long)ttl);
 	return json_pack("{s:{s:s, s:s, s:s?}}", "fields", "token", text, "expires_at", expires,
 			 "group", group);
 }
@@ -180,10 +190,10 @@ static int group_ensure(struct db *db, const char *path, char *out, size_t outle
 		       : -1;
 }
 
-/* Checks the token inside the open transaction: 0, 1 refused (err), -1. */
-static int token_check(struct db *db, const char *ca_pin, const char *text, char *group,
-		       size_t grouplen, char *err, size_t errlen)
+int agents_token_check(struct db *db, const char *ca_pin, const char *kind, const char *text,
+		       char *group, size_t grouplen, char *err, size_t errlen)
 {
+	const char *what = strcmp(kind, "dp") == 0 ? "distribution point" : "agent";
 	struct enrol_token tok;
 	char hash[TLS_PIN_HEX_LEN + 1], dberr[512];
 	if (tls_token_parse(text, &tok, err, errlen) != 0)
@@ -192,12 +202,12 @@ static int token_check(struct db *db, const char *ca_pin, const char *text, char
 		snprintf(err, errlen, "the token was not issued by this slave (CA pin differs)");
 		return 1;
 	}
-	const char *p[] = { tok.id };
+	const char *p[] = { tok.id, kind };
 	PGresult *res = db_query(db,
 				 "SELECT secret_sha256, expires_at < now(), uses >= max_uses, "
 				 "group_path, expires_at::text FROM agent_tokens WHERE id = $1 "
-				 "FOR UPDATE",
-				 1, p, dberr, sizeof(dberr));
+				 "AND kind = $2 FOR UPDATE",
+				 2, p, dberr, sizeof(dberr));
 	if (!res) {
 		snprintf(err, errlen, "%s", dberr);
 		return -1;
@@ -206,12 +216,12 @@ static int token_check(struct db *db, const char *ca_pin, const char *text, char
 	int rc = 1;
 	if (PQntuples(res) != 1 ||
 	    CRYPTO_memcmp(hash, PQgetvalue(res, 0, 0), TLS_PIN_HEX_LEN) != 0)
-		snprintf(err, errlen, "unknown agent token");
+		snprintf(err, errlen, "unknown %s token", what);
 	else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
-		snprintf(err, errlen, "the agent token expired at %s; ask for a new one",
+		snprintf(err, errlen, "the %s token expired at %s; ask for a new one", what,
 			 PQgetvalue(res, 0, 4));
 	else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
-		snprintf(err, errlen, "the agent token has been used up");
+		snprintf(err, errlen, "the %s token has been used up", what);
 	else {
 		snprintf(group, grouplen, "%s", PQgetvalue(res, 0, 3));
 		rc = 0;
@@ -235,7 +245,8 @@ int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg
 	 * enrolments, so two of them cannot both take the last seat. */
 	if (db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen) != 0)
 		goto fail;
-	int rc = token_check(db, ca_pin, m->token, group, sizeof(group), err, errlen);
+	int rc = agents_token_check(db, ca_pin, "agent", m->token, group, sizeof(group), err,
+				    errlen);
 	if (rc != 0) {
 		*code = "token";
 		goto refused;

@@ -22,7 +22,13 @@
 
 #define AGENT_UID_HEX 16 /* random bytes of an endpoint uid: 32 hex chars */
 
-/* agent-token create: {"fields": {"token", "expires_at", "group"}}; NULL with err. */
+/* "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
+bool agents_group_path_valid(const char *p);
+/*
+ * agent-token create (args {group, expires, kind}: kind "agent", the
+ * default, or "dp" for a single-use distribution point token whose group
+ * defaults to "/"): {"fields": {"token", "expires_at", "group"}}; NULL with err.
+ */
 json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, char *err,
 			    size_t errlen);
 /* endpoint list [--status S] [--group PATH]: a table; NULL with err. */
@@ -36,6 +42,14 @@ json_t *agents_endpoint_list(struct db *db, json_t *args, char *err, size_t errl
 json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t errlen);
 /* endpoint command UID KIND [--args JSON]: {"fields": {"id"}}; NULL with err. */
 json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen);
+
+/*
+ * Checks and uses a token of kind ("agent" or "dp") inside the caller's
+ * open transaction: 0 with its group path (empty: none), 1 refused with
+ * the reason for the peer in err, -1 on a database failure.
+ */
+int agents_token_check(struct db *db, const char *ca_pin, const char *kind, const char *text,
+		       char *group, size_t grouplen, char *err, size_t errlen);
 
 /*
  * Enrols an agent. 0 with uid filled; 1 when refused, with *code set to

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agents.h"
+#include "dps.h"
 #include "link.h"
 #include "log.h"
 #include "slave.h"
@@ -18,6 +19,21 @@ static json_t *cmd_status(struct slave *sl)
 {
 	return json_pack("{s:{s:s, s:s, s:s}}", "fields", "role", "slave", "name", sl->d.cfg.name,
 			 "version", STRATA_VERSION);
+}
+
+/* The kind comes from the command, never from the request's arguments. */
+static json_t *token_create(struct slave *sl, json_t *args, const char *kind, char *err,
+			   size_t errlen)
+{
+	json_t *a = json_is_object(args) ? json_deep_copy(args) : json_object();
+	if (!a || json_object_set_new(a, "kind", json_string(kind)) != 0) {
+		json_decref(a);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_t *res = agents_token_create(sl->d.db, sl->agent_pki.pin, a, err, errlen);
+	json_decref(a);
+	return res;
 }
 
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
@@ -68,7 +84,13 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	else if (strcmp(cmd, "task.list") == 0)
 		res = store_list(db, true, err, sizeof(err));
 	else if (strcmp(cmd, "agent-token.create") == 0)
-		res = agents_token_create(db, sl->agent_pki.pin, args, err, sizeof(err));
+		res = token_create(sl, args, "agent", err, sizeof(err));
+	else if (strcmp(cmd, "dp-token.create") == 0)
+		res = token_create(sl, args, "dp", err, sizeof(err));
+	else if (strcmp(cmd, "dp.list") == 0)
+		res = dps_list(db, err, sizeof(err));
+	else if (strcmp(cmd, "dp.remove") == 0)
+		res = dps_remove(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "endpoint.list") == 0)
 		res = agents_endpoint_list(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "endpoint.revoke") == 0)

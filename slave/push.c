@@ -15,10 +15,12 @@
 
 #include "agentproto.h"
 #include "agents.h"
+#include "dps.h"
 #include "chan.h"
 #include "iprange.h"
 #include "log.h"
 #include "proto.h"
+#include "tls.h"
 
 /* ERROR codes of the agent channel beyond those of proto.h. */
 #define AGENT_ERR_SEATS "seats"
@@ -29,12 +31,17 @@
 /* Authentications and acknowledgements wait this long to share one commit. */
 #define BATCH_MS 20
 #define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
+#define DP_CERT_DAYS 825
+#define DP_LINK_TIMEOUT 30 /* s without A_DP_LOAD (sent every 5 s) that end a link */
+#define VID_BUCKETS 1024   /* per link; chains grow past that */
+#define DPS_CHECK_TICKS 5  /* flush ticks between looks for distribution points */
 
 enum conn_state {
 	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
 	CONN_AUTHING, /* the key is proven; the status is not written yet */
 	CONN_AUTHED,  /* the agent proved its key and A_AUTH_OK went out */
 	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
+	CONN_DP,      /* the link of a distribution point (c->dp) */
 };
 
 static const char *conn_state_name(enum conn_state st)
@@ -48,6 +55,8 @@ static const char *conn_state_name(enum conn_state st)
 		return "AUTHED";
 	case CONN_CLOSING:
 		return "CLOSING";
+	case CONN_DP:
+		return "DP";
 	}
 	return "?";
 }
@@ -61,7 +70,12 @@ struct agent_conn {
 	bool hashed;			/* in ps->byid under agent.id */
 	bool reachable;			/* 'online', else 'unreachable' */
 	struct push_server *ps;
-	struct chan *ch;
+	struct chan *ch; /* NULL for an agent relayed by a distribution point */
+	/* A relayed agent: the link it came by and its number there. */
+	struct agent_conn *via, *vnext;
+	uint64_t vid;
+	unsigned char *ekm;   /* its session's keying material, until A_AUTH */
+	struct dp_link *dp;   /* CONN_DP: the distribution point */
 	char peer[64];
 	char ip[INET6_ADDRSTRLEN];
 	enum conn_state st;
@@ -75,12 +89,25 @@ struct agent_conn {
 
 TAILQ_HEAD(conn_list, agent_conn);
 
+/* An authenticated distribution point's link: its relayed agents by vid. */
+struct dp_link {
+	int64_t id;
+	char name[64];
+	struct agent_conn *byvid[VID_BUCKETS];
+	size_t nvirtual;
+};
+
 struct push_server {
 	struct daemon *d;
 	const struct agent_pki *pki;
 	struct evconnlistener *listener;
 	struct conn_list conns;
-	int nconns;
+	int nconns;	   /* every connection, relayed ones included */
+	int nsockets;	   /* this process's own sockets (max-connections) */
+	bool dps_known;	   /* a distribution point is enrolled: route every A_AUTH */
+	int dps_ticks;
+	struct conn_list dead; /* relayed connections ended, to free from the loop */
+	struct event *dead_ev;
 	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
 	struct db *listen_db; /* LISTEN strata_commands */
 	/* endpoint id -> its connection (from the key proof on), chained. */
@@ -188,6 +215,94 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 	c->st = next;
 }
 
+static void conn_closed(struct agent_conn *c, const char *reason);
+static void flush_one(struct push_server *ps, struct agent_conn *c);
+static void link_closed(struct agent_conn *l);
+
+static struct agent_conn **vid_slot(struct dp_link *dp, uint64_t vid)
+{
+	return &dp->byvid[(vid * 0x9E3779B97F4A7C15ull >> 40) % VID_BUCKETS];
+}
+
+static struct agent_conn *vid_find(struct dp_link *dp, uint64_t vid)
+{
+	for (struct agent_conn *v = *vid_slot(dp, vid); v; v = v->vnext)
+		if (v->vid == vid)
+			return v;
+	return NULL;
+}
+
+static void vid_remove(struct agent_conn *v)
+{
+	struct dp_link *dp = v->via->dp;
+	for (struct agent_conn **pp = vid_slot(dp, v->vid); *pp; pp = &(*pp)->vnext)
+		if (*pp == v) {
+			*pp = v->vnext;
+			dp->nvirtual--;
+			return;
+		}
+}
+
+/* Sends one frame to the agent, directly or through its distribution point. */
+static void conn_send_json(struct agent_conn *c, uint16_t type, json_t *o)
+{
+	if (!o)
+		return;
+	if (!c->via) {
+		chan_send_json(c->ch, type, o);
+		return;
+	}
+	char *text = json_dumps(o, JSON_COMPACT);
+	size_t n = text ? strlen(text) : 0;
+	uint8_t *buf = text ? malloc(DP_FRAME_HDR + n) : NULL;
+	if (buf) {
+		agentproto_dp_frame_hdr(buf, c->vid, type);
+		memcpy(buf + DP_FRAME_HDR, text, n);
+		chan_send(c->via->ch, A_DP_FRAME, buf, DP_FRAME_HDR + n);
+	} else {
+		log_warnx("push %s: out of memory relaying %s", c->peer, agentproto_msg_name(type));
+	}
+	free(buf);
+	free(text);
+}
+
+/* Ends a relayed connection: tells its distribution point, frees it from the loop. */
+static void vconn_end(struct agent_conn *c, const char *reason)
+{
+	vid_remove(c);
+	json_t *o = json_pack("{s:I, s:s}", "vid", (json_int_t)c->vid, "reason", reason);
+	if (o)
+		chan_send_json(c->via->ch, A_DP_CLOSE, o);
+	json_decref(o);
+	/* qentry moves to the dead list: off the authing and dirty lists first. */
+	if (c->st != CONN_CLOSING)
+		conn_enter(c, CONN_CLOSING);
+	if (c->dirty)
+		flush_one(c->ps, c);
+	TAILQ_INSERT_TAIL(&c->ps->dead, c, qentry);
+	event_active(c->ps->dead_ev, EV_TIMEOUT, 0);
+}
+
+static void conn_close(struct agent_conn *c, const char *reason)
+{
+	if (c->via)
+		vconn_end(c, reason);
+	else
+		chan_close(c->ch, reason);
+}
+
+static void conn_send_error(struct agent_conn *c, const char *code, const char *msg)
+{
+	if (!c->via) {
+		chan_send_error(c->ch, code, "%s", msg);
+		return;
+	}
+	json_t *o = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	conn_send_json(c, MSG_ERROR, o);
+	json_decref(o);
+	vconn_end(c, msg);
+}
+
 static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -201,7 +316,7 @@ static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, .
 	va_end(ap);
 	log_info("push %s: %s: %s", c->peer, code, msg);
 	conn_enter(c, CONN_CLOSING);
-	chan_send_error(c->ch, code, "%s", msg);
+	conn_send_error(c, code, msg);
 }
 
 /* A database failure: the agent retries later; reconnect for the next one. */
@@ -210,13 +325,12 @@ static void conn_internal(struct agent_conn *c, const char *what, const char *er
 	log_warnx("push %s: %s: %s", c->peer, what, err);
 	(void)daemon_db_ensure(c->ps->d);
 	conn_enter(c, CONN_CLOSING);
-	chan_send_error(c->ch, PROTO_ERR_INTERNAL, "the slave's database failed; retry later");
+	conn_send_error(c, PROTO_ERR_INTERNAL, "the slave's database failed; retry later");
 }
 
 static void send_obj(struct agent_conn *c, uint16_t type, json_t *o)
 {
-	if (o)
-		chan_send_json(c->ch, type, o);
+	conn_send_json(c, type, o);
 	json_decref(o);
 }
 
@@ -238,7 +352,7 @@ static void deliver(struct agent_conn *c, bool all)
 		log_debug("push %s: command %" PRId64 " (%s) sent", c->peer,
 			  (int64_t)json_integer_value(json_object_get(cmd, "id")),
 			  json_string_value(json_object_get(cmd, "kind")));
-		chan_send_json(c->ch, A_COMMAND, cmd);
+		conn_send_json(c, A_COMMAND, cmd);
 	}
 	json_decref(list);
 }
@@ -259,7 +373,7 @@ static void dispatch(struct push_server *ps, json_t *list)
 		log_debug("push %s: command %" PRId64 " (%s) sent", c->peer,
 			  (int64_t)json_integer_value(json_object_get(cmd, "id")),
 			  json_string_value(json_object_get(cmd, "kind")));
-		chan_send_json(c->ch, A_COMMAND, cmd);
+		conn_send_json(c, A_COMMAND, cmd);
 	}
 }
 
@@ -323,7 +437,41 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 	}
 	send_obj(c, A_ENROL_OK, json_pack("{s:s, s:s}", "agent_id", uid, "ca", c->ps->pki->ca_pem));
 	conn_enter(c, CONN_CLOSING);
-	chan_close(c->ch, "enrolment done");
+	conn_close(c, "enrolment done");
+}
+
+/*
+ * Sends the agent to the push server it belongs to (dps.h) when that is
+ * not this one: A_REDIRECT and close, return 1. 0: it stays; -1: failed
+ * (the connection is closing).
+ */
+static int route(struct agent_conn *c)
+{
+	struct push_server *ps = c->ps;
+	struct dps_route r;
+	char err[512];
+	if (!c->via && !ps->dps_known)
+		return 0;
+	if (dps_route(ps->d->db, c->agent.id, &r, err, sizeof(err)) != 0) {
+		conn_internal(c, "push server choice", err);
+		return -1;
+	}
+	int64_t here = c->via ? c->via->dp->id : 0;
+	if (r.server == here)
+		return 0;
+	if (r.server == 0) {
+		/* The slave's own push server, by the first name its certificate carries. */
+		const char *hosts = ps->d->cfg.push_hosts;
+		size_t n = strcspn(hosts, ",");
+		snprintf(r.address, sizeof(r.address), "%.*s", (int)n, hosts);
+		r.port = ps->d->cfg.push_port;
+	}
+	log_info("push %s: endpoint %" PRId64 " redirected to %s:%d", c->peer, c->agent.id,
+		 r.address, r.port);
+	send_obj(c, A_REDIRECT, json_pack("{s:s, s:i}", "address", r.address, "port", r.port));
+	conn_enter(c, CONN_CLOSING);
+	conn_close(c, "redirected");
+	return 1;
 }
 
 static void on_auth(struct agent_conn *c, json_t *o)
@@ -350,15 +498,21 @@ static void on_auth(struct agent_conn *c, json_t *o)
 			  "again with a new token", m.agent_id);
 		return;
 	}
-	if (agentproto_verify(chan_ssl(c->ch), c->agent.key, m.sig) != 0) {
+	int bad = c->via ? agentproto_verify_ekm(c->ekm, c->agent.key, m.sig)
+			 : agentproto_verify(chan_ssl(c->ch), c->agent.key, m.sig);
+	free(c->ekm);
+	c->ekm = NULL;
+	if (bad != 0) {
 		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
 		return;
 	}
+	if (route(c) != 0)
+		return;
 	struct push_server *ps = c->ps;
 	struct agent_conn *old = hash_find(ps, c->agent.id);
 	if (old) {
 		conn_enter(old, CONN_CLOSING);
-		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
+		conn_send_error(old, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
 	}
 	if (hash_add(ps, c) != 0) {
 		conn_internal(c, "authentication", "out of memory");
@@ -380,9 +534,12 @@ static void on_auth(struct agent_conn *c, json_t *o)
 static void auth_done(struct agent_conn *c)
 {
 	struct cfg *cfg = &c->ps->d->cfg;
-	chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
-	/* Three missed heartbeats end the connection as they end "online". */
-	chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
+	/* A distribution point applies its own limits to the agents it relays. */
+	if (!c->via) {
+		chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
+		/* Three missed heartbeats end the connection as they end "online". */
+		chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
+	}
 	conn_enter(c, CONN_AUTHED);
 	log_info("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
@@ -590,10 +747,11 @@ static enum agent_state proto_state(enum conn_state st)
 	return st == CONN_AUTHED ? AST_SERVER_AUTHED : AST_SERVER_PREAUTH;
 }
 
-static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
-		       void *arg)
+static void on_dp_enrol(struct agent_conn *c, json_t *o);
+static void on_dp_auth(struct agent_conn *c, json_t *o);
+
+static void conn_message(struct agent_conn *c, uint16_t type, const uint8_t *payload, size_t len)
 {
-	struct agent_conn *c = arg;
 	char err[512];
 	if (c->st == CONN_CLOSING)
 		return;
@@ -612,8 +770,9 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		if (proto_decode_error(o, &e, err, sizeof(err)) == 0)
 			log_info("push %s: agent reported %s: %s", c->peer, e.code, e.message);
 		conn_enter(c, CONN_CLOSING);
-		chan_close(ch, "agent sent ERROR");
-	} else if (!agentproto_allowed(proto_state(c->st), type)) {
+		conn_close(c, "agent sent ERROR");
+	} else if (!agentproto_allowed(proto_state(c->st), type) ||
+		   (c->via && (type == A_DP_ENROL || type == A_DP_AUTH))) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
 			  agentproto_msg_name(type), type, conn_state_name(c->st));
 	} else {
@@ -642,6 +801,12 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		case A_BYE:
 			on_bye(c, o);
 			break;
+		case A_DP_ENROL:
+			on_dp_enrol(c, o);
+			break;
+		case A_DP_AUTH:
+			on_dp_auth(c, o);
+			break;
 		default:
 			conn_fail(c, PROTO_ERR_PROTOCOL, "unexpected message %s",
 				  agentproto_msg_name(type));
@@ -660,19 +825,313 @@ static void flush_one(struct push_server *ps, struct agent_conn *c)
 	c->dirty = false;
 }
 
-static void on_close(struct chan *ch, const char *reason, void *arg)
+/* A distribution point enrols: its CSR becomes the certificate of its push port. */
+static void on_dp_enrol(struct agent_conn *c, json_t *o)
+{
+	struct amsg_dp_enrol m;
+	struct push_server *ps = c->ps;
+	char err[1024], key[65];
+	int64_t id;
+	if (agentproto_decode_dp_enrol(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (m.proto != AGENT_PROTO_VERSION) {
+		conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
+			  m.proto, AGENT_PROTO_VERSION);
+		return;
+	}
+	X509_REQ *req = tls_csr_from_pem(m.csr, err, sizeof(err));
+	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+	if (!req || !pub || EVP_PKEY_id(pub) != EVP_PKEY_ED25519 ||
+	    agentproto_pubkey_hex(pub, key) != 0) {
+		X509_REQ_free(req);
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_DP_ENROL: member 'csr' must be an Ed25519 "
+			  "certificate request%s%s", req ? "" : ": ", req ? "" : err);
+		return;
+	}
+	/* Signed before the row is written: a CSR that fails its own signature stores nothing. */
+	X509 *cert = tls_sign_csr(ps->pki->ca, ps->pki->ca_key, req, m.name, 1, m.address,
+				  DP_CERT_DAYS, err, sizeof(err));
+	X509_REQ_free(req);
+	if (!cert) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "A_DP_ENROL: %s", err);
+		return;
+	}
+	int rc = dps_enrol(ps->d->db, ps->pki->pin, &m, key, &id, err, sizeof(err));
+	char *pem = rc == 0 ? tls_cert_to_pem(cert) : NULL;
+	X509_free(cert);
+	if (rc == 1) {
+		conn_fail(c, "token", "%s", err);
+		return;
+	}
+	if (rc != 0 || !pem) {
+		free(pem);
+		conn_internal(c, "distribution point enrolment", rc ? err : "out of memory");
+		return;
+	}
+	ps->dps_known = true;
+	send_obj(c, A_DP_ENROL_OK, json_pack("{s:I, s:s, s:s}", "dp_id", (json_int_t)id, "cert",
+					     pem, "ca", ps->pki->ca_pem));
+	free(pem);
+	conn_enter(c, CONN_CLOSING);
+	conn_close(c, "distribution point enrolled");
+}
+
+/* A distribution point proves its key: this connection becomes its link. */
+static void on_dp_auth(struct agent_conn *c, json_t *o)
+{
+	struct amsg_dp_auth m;
+	struct push_server *ps = c->ps;
+	char err[1024], key[65], name[64];
+	if (agentproto_decode_dp_auth(o, &m, err, sizeof(err)) != 0) {
+		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	if (m.proto != AGENT_PROTO_VERSION) {
+		conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
+			  m.proto, AGENT_PROTO_VERSION);
+		return;
+	}
+	int rc = dps_lookup(ps->d->db, m.dp_id, key, name, sizeof(name), err, sizeof(err));
+	if (rc < 0) {
+		conn_internal(c, "distribution point lookup", err);
+		return;
+	}
+	if (rc == 1) {
+		conn_fail(c, PROTO_ERR_UNREGISTERED, "distribution point %" PRId64 " is unknown or "
+			  "removed; enrol it again with a new token", m.dp_id);
+		return;
+	}
+	if (agentproto_verify(chan_ssl(c->ch), key, m.sig) != 0) {
+		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
+		return;
+	}
+	/* An older link of the same point in this process is a dead TCP connection. */
+	struct agent_conn *old;
+	TAILQ_FOREACH(old, &ps->conns, entry)
+	if (old->st == CONN_DP && old->dp->id == m.dp_id) {
+		conn_enter(old, CONN_CLOSING);
+		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer link");
+		link_closed(old);
+	}
+	c->dp = calloc(1, sizeof(*c->dp));
+	if (!c->dp) {
+		conn_internal(c, "distribution point link", "out of memory");
+		return;
+	}
+	if (dps_set_online(ps->d->db, m.dp_id, true, (int)getpid(), err, sizeof(err)) != 0) {
+		conn_internal(c, "distribution point status", err);
+		return;
+	}
+	c->dp->id = m.dp_id;
+	snprintf(c->dp->name, sizeof(c->dp->name), "%s", name);
+	snprintf(c->peer, sizeof(c->peer), "dp %.60s", name);
+	ps->dps_known = true;
+	conn_enter(c, CONN_DP);
+	chan_set_max_frame(c->ch, (uint32_t)ps->d->cfg.frame_max + DP_FRAME_HDR);
+	chan_set_timeout(c->ch, DP_LINK_TIMEOUT);
+	log_notice("push: distribution point %s (%" PRId64 ") linked", name, m.dp_id);
+	send_obj(c, A_DP_AUTH_OK, json_pack("{s:i}", "heartbeat", ps->d->cfg.heartbeat_interval));
+}
+
+/* Ends the link's relayed connections and marks the point offline (once). */
+static void link_closed(struct agent_conn *l)
+{
+	struct dp_link *dp = l->dp;
+	char err[512];
+	if (!dp || dp->id == 0)
+		return;
+	for (size_t b = 0; b < VID_BUCKETS; b++) {
+		struct agent_conn *v;
+		while ((v = dp->byvid[b]) != NULL) {
+			dp->byvid[b] = v->vnext;
+			conn_closed(v, "the distribution point's link closed");
+		}
+	}
+	dp->nvirtual = 0;
+	if (dps_set_online(l->ps->d->db, dp->id, false, (int)getpid(), err, sizeof(err)) != 0)
+		log_warnx("push: cannot mark distribution point %s offline: %s", dp->name, err);
+	log_notice("push: distribution point %s unlinked", dp->name);
+	dp->id = 0;
+}
+
+static void link_fail(struct agent_conn *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void link_fail(struct agent_conn *l, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("push %s: %s", l->peer, msg);
+	link_closed(l);
+	conn_enter(l, CONN_CLOSING);
+	chan_send_error(l->ch, PROTO_ERR_PROTOCOL, "%s", msg);
+}
+
+static void link_open(struct agent_conn *l, json_t *o)
+{
+	struct amsg_dp_open m;
+	char err[512];
+	struct push_server *ps = l->ps;
+	if (agentproto_decode_dp_open(o, &m, err, sizeof(err)) != 0) {
+		link_fail(l, "%s", err);
+		return;
+	}
+	if (vid_find(l->dp, m.vid)) {
+		link_fail(l, "A_DP_OPEN: vid %" PRIu64 " is open already", m.vid);
+		return;
+	}
+	struct agent_conn *v = calloc(1, sizeof(*v));
+	unsigned char *ekm = malloc(AGENT_EXPORTER_LEN);
+	if (!v || !ekm) {
+		free(v);
+		free(ekm);
+		link_fail(l, "out of memory");
+		return;
+	}
+	memcpy(ekm, m.ekm, AGENT_EXPORTER_LEN);
+	v->ekm = ekm;
+	v->ps = ps;
+	v->via = l;
+	v->vid = m.vid;
+	v->st = CONN_PREAUTH;
+	snprintf(v->ip, sizeof(v->ip), "%s", m.address);
+	snprintf(v->peer, sizeof(v->peer), "%.24s via %.30s", m.address, l->dp->name);
+	struct agent_conn **slot = vid_slot(l->dp, m.vid);
+	v->vnext = *slot;
+	*slot = v;
+	l->dp->nvirtual++;
+	TAILQ_INSERT_TAIL(&ps->conns, v, entry);
+	ps->nconns++;
+}
+
+static void link_message(struct agent_conn *l, uint16_t type, const uint8_t *payload, size_t len)
+{
+	char err[512];
+	struct push_server *ps = l->ps;
+	if (type == A_DP_FRAME) {
+		uint64_t vid;
+		uint16_t inner;
+		if (agentproto_dp_frame_split(payload, len, &vid, &inner) != 0) {
+			link_fail(l, "A_DP_FRAME shorter than its header");
+			return;
+		}
+		/* Gone: the slave ended it and the point has not read A_DP_CLOSE yet. */
+		struct agent_conn *v = vid_find(l->dp, vid);
+		if (!v)
+			return;
+		size_t n = len - DP_FRAME_HDR;
+		if (v->st == CONN_PREAUTH && n > (size_t)ps->d->cfg.frame_max_preauth) {
+			conn_fail(v, PROTO_ERR_PROTOCOL, "frame of %zu bytes before authentication "
+				  "(limit %d)", n, ps->d->cfg.frame_max_preauth);
+			return;
+		}
+		conn_message(v, inner, payload + DP_FRAME_HDR, n);
+		return;
+	}
+	if (type == MSG_ERROR) {
+		log_warnx("push %s: the distribution point sent ERROR; closing its link", l->peer);
+		link_closed(l);
+		conn_enter(l, CONN_CLOSING);
+		chan_close(l->ch, "distribution point sent ERROR");
+		return;
+	}
+	if (!agentproto_allowed(AST_DP_LINK, type)) {
+		link_fail(l, "message %s (type %u) is not allowed on a distribution point link",
+			  agentproto_msg_name(type), type);
+		return;
+	}
+	json_t *o = proto_parse_json(payload, len, err, sizeof(err));
+	if (!o) {
+		link_fail(l, "%s: %s", agentproto_msg_name(type), err);
+		return;
+	}
+	if (type == A_DP_OPEN) {
+		link_open(l, o);
+	} else if (type == A_DP_CLOSE) {
+		struct amsg_dp_close m;
+		if (agentproto_decode_dp_close(o, &m, err, sizeof(err)) != 0) {
+			link_fail(l, "%s", err);
+		} else {
+			struct agent_conn *v = vid_find(l->dp, m.vid);
+			if (v) {
+				vid_remove(v);
+				conn_closed(v, m.reason[0] ? m.reason : "closed by the agent");
+			}
+		}
+	} else if (type == A_DP_LOAD) {
+		int64_t n;
+		bool removed = false;
+		if (agentproto_decode_count(o, "A_DP_LOAD", "connections", 10000000, &n, err,
+					    sizeof(err)) != 0) {
+			link_fail(l, "%s", err);
+		} else if (dps_load(ps->d->db, l->dp->id, n, &removed, err, sizeof(err)) != 0) {
+			log_warnx("push %s: cannot record its load: %s", l->peer, err);
+			(void)daemon_db_ensure(ps->d);
+		} else if (removed) {
+			log_notice("push %s: removed by the operator; closing its link", l->peer);
+			link_closed(l);
+			conn_enter(l, CONN_CLOSING);
+			chan_send_error(l->ch, PROTO_ERR_UNREGISTERED,
+					"this distribution point was removed from the slave");
+		}
+	} else {
+		link_fail(l, "unexpected message %s", agentproto_msg_name(type));
+	}
+	json_decref(o);
+}
+
+static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
+		       void *arg)
 {
 	struct agent_conn *c = arg;
+	(void)ch;
+	if (c->st == CONN_DP)
+		link_message(c, type, payload, len);
+	else
+		conn_message(c, type, payload, len);
+}
+
+/* Forgets a connection that ended; the last use of c. */
+static void conn_closed(struct agent_conn *c, const char *reason)
+{
 	struct push_server *ps = c->ps;
 	if (c->dirty)
 		flush_one(ps, c);
 	if (c->st == CONN_AUTHING)
 		TAILQ_REMOVE(&ps->authing, c, qentry);
+	if (c->st == CONN_DP)
+		link_closed(c);
 	hash_remove(ps, c);
 	log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
+	if (!c->via)
+		ps->nsockets--;
+	free(c->ekm);
+	free(c->dp);
 	free(c);
+}
+
+static void on_close(struct chan *ch, const char *reason, void *arg)
+{
+	(void)ch;
+	conn_closed(arg, reason);
+}
+
+static void on_dead(evutil_socket_t fd, short what, void *arg)
+{
+	struct push_server *ps = arg;
+	struct agent_conn *c;
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&ps->dead)) != NULL) {
+		TAILQ_REMOVE(&ps->dead, c, qentry);
+		conn_closed(c, "ended by the slave");
+	}
 }
 
 static const struct chan_cbs conn_cbs = {
@@ -729,10 +1188,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	TAILQ_INSERT_TAIL(&ps->conns, c, entry);
 	ps->nconns++;
+	ps->nsockets++;
 	chan_set_timeout(c->ch, ps->d->cfg.handshake_timeout);
-	if (ps->nconns > ps->d->cfg.push_max_connections) {
+	if (ps->nsockets > ps->d->cfg.push_max_connections) {
 		log_warnx("push %s: refused, %d connections open (limit %d)", c->peer,
-			  ps->nconns - 1, ps->d->cfg.push_max_connections);
+			  ps->nsockets - 1, ps->d->cfg.push_max_connections);
 		conn_enter(c, CONN_CLOSING);
 		chan_send_error(c->ch, PROTO_ERR_BUSY, "the push server is full; retry later");
 	}
@@ -770,9 +1230,25 @@ out:
 	free(seen);
 }
 
+/* Whether distribution points exist decides if A_AUTH asks where an agent belongs. */
+static void dps_check(struct push_server *ps)
+{
+	char err[512];
+	int any = dps_any(ps->d->db, err, sizeof(err));
+	if (any < 0)
+		log_warnx("push: cannot look for distribution points: %s", err);
+	else
+		ps->dps_known = any == 1;
+}
+
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 {
-	flush_seen(arg);
+	struct push_server *ps = arg;
+	flush_seen(ps);
+	if (++ps->dps_ticks >= DPS_CHECK_TICKS) {
+		ps->dps_ticks = 0;
+		dps_check(ps);
+	}
 }
 
 static void listen_commands(struct push_server *ps);
@@ -928,6 +1404,7 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	TAILQ_INIT(&ps->conns);
 	TAILQ_INIT(&ps->authing);
 	TAILQ_INIT(&ps->dirty);
+	TAILQ_INIT(&ps->dead);
 	if (open_listener(ps, err, errlen) != 0) {
 		free(ps);
 		return NULL;
@@ -935,13 +1412,15 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->flush_ev = event_new(d->base, -1, EV_PERSIST, on_flush_timer, ps);
 	ps->sweep_ev = evtimer_new(d->base, on_sweep_timer, ps);
 	ps->batch_ev = evtimer_new(d->base, on_batch_timer, ps);
-	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev) {
+	ps->dead_ev = event_new(d->base, -1, 0, on_dead, ps);
+	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev || !ps->dead_ev) {
 		snprintf(err, errlen, "out of memory");
 		push_shutdown(ps);
 		push_free(ps);
 		return NULL;
 	}
 	event_add(ps->flush_ev, &flush);
+	dps_check(ps);
 	sweep_schedule(ps);
 	listen_commands(ps);
 	log_notice("push: listening for agents on %s:%d (TLS 1.3), heartbeat %d s",
@@ -960,9 +1439,12 @@ void push_shutdown(struct push_server *ps)
 	}
 	flush_seen(ps);
 	ack_batch(ps);
+	/* Relayed agents end with their link's close. */
 	TAILQ_FOREACH(c, &ps->conns, entry)
-	{
-		conn_enter(c, CONN_CLOSING);
+	if (!c->via) {
+		/* A link keeps its state so its close ends its relayed agents. */
+		if (c->st != CONN_DP)
+			conn_enter(c, CONN_CLOSING);
 		chan_close(c->ch, "slave shutting down");
 	}
 }
@@ -977,6 +1459,8 @@ void push_free(struct push_server *ps)
 		event_free(ps->sweep_ev);
 	if (ps->batch_ev)
 		event_free(ps->batch_ev);
+	if (ps->dead_ev)
+		event_free(ps->dead_ev);
 	free(ps->byid);
 	free(ps->ack_eid);
 	free(ps->ack_cid);

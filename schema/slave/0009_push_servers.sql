@@ -1,0 +1,35 @@
+-- Distribution points: push servers of their own that relay their
+-- agents to this slave (see slave/dps.h). The slave's built-in push
+-- server has no row; an endpoint without an assignment belongs to it.
+
+-- Tokens: 'agent' ones enrol agents, 'dp' ones enrol a distribution
+-- point that serves group_path and its subgroups ('/' = every group).
+ALTER TABLE agent_tokens ADD COLUMN kind text NOT NULL DEFAULT 'agent'
+	CHECK (kind IN ('agent', 'dp'));
+
+CREATE TABLE push_servers (
+	id bigserial PRIMARY KEY,
+	name text NOT NULL UNIQUE,
+	group_path text NOT NULL,
+	address text NOT NULL,
+	port int NOT NULL CHECK (port BETWEEN 1 AND 65535),
+	dp_key text NOT NULL,
+	enrolled_at timestamptz NOT NULL DEFAULT now(),
+	-- Its link to this slave is up (set by the push worker that holds it,
+	-- whose pid is link_pid); connections: its agents, reported every few
+	-- seconds; assigned: endpoints assigned to it (push_assignments).
+	online boolean NOT NULL DEFAULT false,
+	link_pid int,
+	last_seen timestamptz,
+	connections int NOT NULL DEFAULT 0,
+	assigned int NOT NULL DEFAULT 0,
+	revoked boolean NOT NULL DEFAULT false
+);
+
+-- Not replicated and not stamped: which push server an endpoint uses is
+-- this slave's business, and it changes when push servers come and go.
+CREATE TABLE push_assignments (
+	endpoint_id bigint PRIMARY KEY REFERENCES endpoints (id) ON DELETE CASCADE,
+	server_id bigint NOT NULL REFERENCES push_servers (id) ON DELETE CASCADE
+);
+CREATE INDEX push_assignments_server ON push_assignments (server_id);
