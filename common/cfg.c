@@ -29,7 +29,10 @@ enum cfg_type { CFG_INT, CFG_STRING, CFG_BOOL, CFG_LOGLEVEL };
 
 #define ROLE_MASTER (1u << CFG_ROLE_MASTER)
 #define ROLE_SLAVE (1u << CFG_ROLE_SLAVE)
+#define ROLE_DP (1u << CFG_ROLE_DP)
 #define ROLE_BOTH (ROLE_MASTER | ROLE_SLAVE)
+#define ROLE_ALL (ROLE_MASTER | ROLE_SLAVE | ROLE_DP)
+#define ROLE_PUSH (ROLE_SLAVE | ROLE_DP)
 
 /* An element of <server> and the roles it belongs to. */
 struct cfg_element {
@@ -38,10 +41,11 @@ struct cfg_element {
 };
 
 static const struct cfg_element cfg_elements[] = {
-	{ "data-dir", ROLE_BOTH }, { "log", ROLE_BOTH },	   { "database", ROLE_BOTH },
-	{ "admin", ROLE_BOTH },	   { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
-	{ "limits", ROLE_BOTH },   { "master", ROLE_SLAVE },	   { "replication", ROLE_SLAVE },
-	{ "push", ROLE_SLAVE },	   { "licence", ROLE_SLAVE },	   { "unreachable-ranges", ROLE_SLAVE },
+	{ "data-dir", ROLE_ALL }, { "log", ROLE_ALL },	  { "database", ROLE_BOTH },
+	{ "admin", ROLE_BOTH },	  { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
+	{ "limits", ROLE_ALL },	  { "master", ROLE_SLAVE },	  { "replication", ROLE_SLAVE },
+	{ "push", ROLE_PUSH },	  { "licence", ROLE_SLAVE },	  { "unreachable-ranges", ROLE_SLAVE },
+	{ "slave", ROLE_DP },
 };
 
 /*
@@ -80,9 +84,9 @@ struct cfg_setting {
 #define SOCKET_PATH_MAX 107
 
 static const struct cfg_setting cfg_settings[] = {
-	STR("data-dir", NULL, data_dir, "/var/lib/strata", NULL, 1, PATH_MAX - 1, ROLE_BOTH),
-	LEVEL("log", "level", log_level, LOG_LVL_INFO, true, ROLE_BOTH),
-	BOOL("log", "syslog", log_syslog, false, ROLE_BOTH),
+	STR("data-dir", NULL, data_dir, "/var/lib/strata", NULL, 1, PATH_MAX - 1, ROLE_ALL),
+	LEVEL("log", "level", log_level, LOG_LVL_INFO, true, ROLE_ALL),
+	BOOL("log", "syslog", log_syslog, false, ROLE_ALL),
 	STR("database", "conninfo", db_conninfo, "dbname=strata", NULL, 1, 1023, ROLE_BOTH),
 	INT("database", "retry-interval", db_retry_interval, 5, 1, 3600, false, ROLE_BOTH),
 	INT("database", "connect-attempts", db_connect_attempts, 0, 0, 1000000, false, ROLE_BOTH),
@@ -94,9 +98,9 @@ static const struct cfg_setting cfg_settings[] = {
 	INT("enrolment", "token-ttl", token_ttl, 86400, 60, 2592000, true, ROLE_MASTER),
 	INT("limits", "max-sessions", max_sessions, 256, 1, 10000, true, ROLE_MASTER),
 	INT("limits", "frame-max-preauth", frame_max_preauth, 65536, 1024, 1048576, false,
-	    ROLE_BOTH),
-	INT("limits", "frame-max", frame_max, 16777216, 65536, 67108864, false, ROLE_BOTH),
-	INT("limits", "handshake-timeout", handshake_timeout, 10, 1, 300, true, ROLE_BOTH),
+	    ROLE_ALL),
+	INT("limits", "frame-max", frame_max, 16777216, 65536, 67108864, false, ROLE_ALL),
+	INT("limits", "handshake-timeout", handshake_timeout, 10, 1, 300, true, ROLE_ALL),
 	INT("limits", "session-timeout", session_timeout, 120, 5, 3600, true, ROLE_BOTH),
 	STR("master", "host", master_host, "", NULL, 1, 255, ROLE_SLAVE),
 	INT("master", "port", master_port, 7073, 1, 65535, false, ROLE_SLAVE),
@@ -106,13 +110,16 @@ static const struct cfg_setting cfg_settings[] = {
 	INT("replication", "batch-rows", repl_batch_rows, 20000, 100, 1000000, true, ROLE_SLAVE),
 	INT("replication", "retry-min", repl_retry_min, 10, 1, 3600, true, ROLE_SLAVE),
 	INT("replication", "retry-max", repl_retry_max, 600, 1, 86400, true, ROLE_SLAVE),
-	STR("push", "address", push_address, "0.0.0.0", NULL, 1, 255, ROLE_SLAVE),
-	INT("push", "port", push_port, 7074, 0, 65535, false, ROLE_SLAVE),
-	STR("push", "hosts", push_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_SLAVE),
-	INT("push", "max-connections", push_max_connections, 20000, 1, 1000000, true, ROLE_SLAVE),
+	STR("push", "address", push_address, "0.0.0.0", NULL, 1, 255, ROLE_PUSH),
+	INT("push", "port", push_port, 7074, 0, 65535, false, ROLE_PUSH),
+	STR("push", "hosts", push_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_PUSH),
+	INT("push", "max-connections", push_max_connections, 20000, 1, 1000000, true, ROLE_PUSH),
 	INT("push", "heartbeat", heartbeat_interval, 60, 5, 86400, true, ROLE_SLAVE),
 	INT("push", "workers", push_workers, 1, 1, 64, false, ROLE_SLAVE),
 	INT("licence", "seats", seats, 1000, 0, 10000000, true, ROLE_SLAVE),
+	STR("slave", "host", slave_host, "", NULL, 1, 255, ROLE_DP),
+	INT("slave", "port", slave_port, 7074, 1, 65535, false, ROLE_DP),
+	STR("slave", "token", slave_token, "", NULL, 1, 511, ROLE_DP),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -416,7 +423,18 @@ static const struct cfg_element *cfg_find_element(const char *name)
 
 static const char *cfg_roles_name(unsigned roles)
 {
-	return roles == ROLE_MASTER ? "master" : "slave";
+	switch (roles) {
+	case ROLE_MASTER:
+		return "master";
+	case ROLE_SLAVE:
+		return "slave";
+	case ROLE_DP:
+		return "distribution point";
+	case ROLE_BOTH:
+		return "master and slave";
+	default:
+		return "slave and distribution point";
+	}
 }
 
 /*
@@ -539,8 +557,10 @@ static int cfg_read_root(xmlNodePtr root, enum cfg_role expect_role, struct cfg 
 		r = CFG_ROLE_MASTER;
 	} else if (role != NULL && strcmp((const char *)role, "slave") == 0) {
 		r = CFG_ROLE_SLAVE;
+	} else if (role != NULL && strcmp((const char *)role, "dp") == 0) {
+		r = CFG_ROLE_DP;
 	} else {
-		cfg_error(e, line, "server/@role must be master or slave");
+		cfg_error(e, line, "server/@role must be master, slave or dp");
 		goto out;
 	}
 	if (r != expect_role) {
@@ -579,6 +599,15 @@ static int cfg_element_line(xmlNodePtr root, const char *name)
 /* Rules that involve more than one setting. */
 static void cfg_check(const struct cfg *c, xmlNodePtr root, struct cfg_errors *e)
 {
+	if (c->role == CFG_ROLE_DP) {
+		if (c->slave_host[0] == '\0')
+			cfg_error(e, cfg_element_line(root, "slave"),
+				  "slave/@host is needed: the slave this distribution point serves");
+		if (c->push_port == 0)
+			cfg_error(e, cfg_element_line(root, "push"),
+				  "push/@port: a distribution point needs a port for its agents");
+		return;
+	}
 	if (c->role != CFG_ROLE_SLAVE)
 		return;
 	if (c->repl_retry_max < c->repl_retry_min)
@@ -788,5 +817,5 @@ void cfg_reload(struct cfg *cur, const struct cfg *next)
 
 const char *cfg_role_name(enum cfg_role role)
 {
-	return role == CFG_ROLE_SLAVE ? "slave" : "master";
+	return role == CFG_ROLE_SLAVE ? "slave" : role == CFG_ROLE_DP ? "dp" : "master";
 }

@@ -22,10 +22,10 @@
 /* Most <unreachable-ranges><range/> entries one file may list. */
 #define CFG_RANGES_MAX 256
 
-enum cfg_role { CFG_ROLE_MASTER, CFG_ROLE_SLAVE };
+enum cfg_role { CFG_ROLE_MASTER, CFG_ROLE_SLAVE, CFG_ROLE_DP };
 
 struct cfg {
-	enum cfg_role role;		/* <server role="master|slave"> */
+	enum cfg_role role;		/* <server role="master|slave|dp"> */
 	char name[64];			/* <server name="...">: [A-Za-z0-9._-]{1,63} */
 	char data_dir[PATH_MAX];	/* <data-dir>: keys, certificates, state */
 
@@ -65,6 +65,13 @@ struct cfg {
 	struct iprange unreachable[CFG_RANGES_MAX];
 	int n_unreachable;
 	int seats;			/* <licence seats="1000"/> 0..10000000 endpoints (reloadable) */
+	/* push address, port, hosts and max-connections also apply to a dp:
+	 * its first host is the address agents are sent to */
+
+	/* distribution point only */
+	char slave_host[256];		/* <slave host="..." port="7074" token="..."/>: the slave's push port */
+	int slave_port;
+	char slave_token[512];		/* "strata-ctl dp-token create" on the slave; first start only */
 
 	/* both */
 	int frame_max_preauth;		/* <limits frame-max-preauth="65536"/> bytes, 1 KiB..1 MiB */

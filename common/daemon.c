@@ -84,7 +84,9 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 
 	memset(d, 0, sizeof(*d));
 	d->role = role;
-	d->progname = role == CFG_ROLE_MASTER ? "strata-master" : "strata-slave";
+	d->progname = role == CFG_ROLE_MASTER  ? "strata-master"
+		      : role == CFG_ROLE_SLAVE ? "strata-slave"
+					       : "strata-dp";
 	snprintf(d->cfg_path, sizeof(d->cfg_path), "/etc/strata/server.xml");
 	log_init(d->progname, false, LOG_LVL_INFO);
 
@@ -157,12 +159,15 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	if (!d->base)
 		log_fatalx("cannot create the event loop");
 
-	d->db = db_connect(d->cfg.db_conninfo, d->cfg.db_connect_attempts,
-			   d->cfg.db_retry_interval, err, sizeof(err));
-	if (!d->db)
-		log_fatalx("%s", err);
-	if (d->worker == 0 && migrate_run(d->db, schema, err, sizeof(err)) != 0)
-		log_fatalx("database schema: %s", err);
+	/* A distribution point keeps no database: the slave holds its agents' data. */
+	if (role != CFG_ROLE_DP) {
+		d->db = db_connect(d->cfg.db_conninfo, d->cfg.db_connect_attempts,
+				   d->cfg.db_retry_interval, err, sizeof(err));
+		if (!d->db)
+			log_fatalx("%s", err);
+		if (d->worker == 0 && migrate_run(d->db, schema, err, sizeof(err)) != 0)
+			log_fatalx("database schema: %s", err);
+	}
 
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);

@@ -322,7 +322,12 @@ bool hp_wait(bool (*cond)(void *arg), void *arg, int timeout_s)
 
 bool hp_log_contains(struct hnode *n, const char *needle)
 {
-	FILE *f = fopen(n->log, "r");
+	return hp_file_contains(n->log, needle);
+}
+
+bool hp_file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
 	char line[8192];
 	bool found = false;
 	if (!f)
@@ -342,6 +347,22 @@ static bool log_cond(void *arg)
 {
 	struct log_wait *w = arg;
 	return hp_log_contains(w->n, w->needle);
+}
+
+struct file_wait {
+	const char *path, *needle;
+};
+
+static bool file_cond(void *arg)
+{
+	struct file_wait *w = arg;
+	return hp_file_contains(w->path, w->needle);
+}
+
+bool hp_wait_file_contains(const char *path, const char *needle, int timeout_s)
+{
+	struct file_wait w = { path, needle };
+	return hp_wait(file_cond, &w, timeout_s);
 }
 
 bool hp_wait_log(struct hnode *n, const char *needle, int timeout_s)
@@ -411,6 +432,22 @@ pid_t hp_spawn_agent(const char *log, ...)
 			close(fd);
 		}
 		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+pid_t hp_spawn_dp(const char *log, const char *cfg)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(HP_DP, HP_DP, "-c", cfg, (char *)NULL);
 		_exit(127);
 	}
 	return pid;

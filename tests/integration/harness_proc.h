@@ -69,6 +69,9 @@ long long hp_query_ll(struct hnode *n, const char *sql);
 bool hp_wait(bool (*cond)(void *arg), void *arg, int timeout_s);
 /* True when the node's log contains needle. */
 bool hp_log_contains(struct hnode *n, const char *needle);
+/* The same for any file, and waiting for it. */
+bool hp_file_contains(const char *path, const char *needle);
+bool hp_wait_file_contains(const char *path, const char *needle, int timeout_s);
 /* Waits until the log contains needle. */
 bool hp_wait_log(struct hnode *n, const char *needle, int timeout_s);
 
@@ -82,6 +85,9 @@ int hp_sync(struct hnode *slave);
 /* Starts HP_AGENT with the given arguments (NULL-terminated), its output
  * appended to log; returns the pid (-1 on failure). */
 pid_t hp_spawn_agent(const char *log, ...) __attribute__((sentinel));
+/* The distribution point binary; hp_spawn_dp starts it with -c cfg, output to log. */
+#define HP_DP STRATA_BINARY_DIR "/strata-dp"
+pid_t hp_spawn_dp(const char *log, const char *cfg);
 /* Sends sig to *pid (when > 0), reaps it and sets *pid to 0. */
 void hp_reap(pid_t *pid, int sig);
 
