@@ -172,8 +172,8 @@ static void connect_now(struct aconn *c)
 	json_array_clear(c->held);
 	/* A distribution point's certificate names its own address, so the host
 	 * check holds for every push server the agent is sent to. */
-	c->ch = aconn_dial(c->base, c->ctx, target_host(c), target_port(c), true, &conn_cbs, c,
-			   err, sizeof(err));
+	c->ch = aconn_dial(c->base, c->ctx, target_host(c), target_port(c), true, &conn_cbs, c, err,
+			   sizeof(err));
 	if (!c->ch) {
 		log_warnx("agent: %s", err);
 		aroute_failed(&c->route, c->target);

@@ -620,10 +620,10 @@ struct sim_agent {
 	uint16_t heartbeat; /* seconds, from A_AUTH_OK */
 	uint8_t backoff;    /* seconds before the next reconnect */
 	uint8_t state;
-	struct aroute route;   /* as the daemon's agent does, in memory only */
-	uint8_t push;	       /* index in run_proc.targets of the assigned push server */
-	uint8_t at;	       /* enum aroute_target of the attempt in progress */
-	bool redirected;       /* this connection ended with A_REDIRECT */
+	struct aroute route; /* as the daemon's agent does, in memory only */
+	uint8_t push;	     /* index in run_proc.targets of the assigned push server */
+	uint8_t at;	     /* enum aroute_target of the attempt in progress */
+	bool redirected;     /* this connection ended with A_REDIRECT */
 	char id[65];
 };
 
@@ -745,8 +745,7 @@ static void agent_on_auth_ok(struct sim_agent *a, json_t *o)
  * The name is resolved here, blocking the loop once per push server:
  * there are few of them, and agents are sent to them by address.
  */
-static int target_find(struct run_proc *rp, const char *host, int port, char *err,
-		       size_t errlen)
+static int target_find(struct run_proc *rp, const char *host, int port, char *err, size_t errlen)
 {
 	for (int i = 0; i < rp->ntargets; i++)
 		if (rp->targets[i].port == port && strcmp(rp->targets[i].host, host) == 0)
@@ -966,14 +965,14 @@ static void print_json(struct run_proc *rp)
 	    line, sizeof(line),
 	    "{\"proc\":%d,\"pid\":%d,\"agents\":%d,\"connected\":%d,\"connecting\":%d,"
 	    "\"handshakes\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"redirects\":%" PRIu64
-	    ",\"heartbeats\":%" PRIu64
-	    ",\"commands\":%" PRIu64 ",\"commands_acked\":%" PRIu64 ",\"results_sent\":%" PRIu64
+	    ",\"heartbeats\":%" PRIu64 ",\"commands\":%" PRIu64 ",\"commands_acked\":%" PRIu64
+	    ",\"results_sent\":%" PRIu64
 	    ",\"handshake_ms\":{\"p50\":%u,\"p99\":%u,\"max\":%u},\"first_online_at\":%.3f,"
 	    "\"all_online_at\":%.3f,\"first_command_at\":%.3f,\"last_command_at\":%.3f}\n",
 	    rp->proc, (int)getpid(), rp->count, rp->connected, rp->inflight, rp->st.handshakes,
-	    rp->st.failures, rp->st.redirects, rp->st.heartbeats, rp->st.commands, rp->st.acked, rp->st.results,
-	    hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0), rp->st.first_online,
-	    rp->st.all_online, rp->st.first_command, rp->st.last_command);
+	    rp->st.failures, rp->st.redirects, rp->st.heartbeats, rp->st.commands, rp->st.acked,
+	    rp->st.results, hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0),
+	    rp->st.first_online, rp->st.all_online, rp->st.first_command, rp->st.last_command);
 	/* One write per line: the processes share stdout, PIPE_BUF keeps lines whole. */
 	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
 		log_warn("sim: stdout");

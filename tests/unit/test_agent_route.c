@@ -12,10 +12,10 @@
 /* One step of a scenario: an event at the current target, then what must hold. */
 enum ev {
 	EV_END,
-	EV_REDIRECT, /* A_REDIRECT followed */
-	EV_LOOP,     /* A_REDIRECT refused as a loop */
-	EV_FAIL,     /* the attempt failed before A_AUTH_OK */
-	EV_AUTH,     /* A_AUTH_OK, the assignment kept */
+	EV_REDIRECT,   /* A_REDIRECT followed */
+	EV_LOOP,       /* A_REDIRECT refused as a loop */
+	EV_FAIL,       /* the attempt failed before A_AUTH_OK */
+	EV_AUTH,       /* A_AUTH_OK, the assignment kept */
 	EV_AUTH_STALE, /* A_AUTH_OK at the origin, the assignment forgotten */
 };
 
@@ -32,18 +32,28 @@ static const struct {
 	bool assigned; /* push.json was loaded at start */
 	struct step steps[16];
 } scenarios[] = {
-	{ "never redirected: always the origin", false,
+	{ "never redirected: always the origin",
+	  false,
 	  { { EV_AUTH, O }, { EV_FAIL, O }, { EV_FAIL, O }, { EV_AUTH, O } } },
-	{ "redirected once, then kept", false,
-	  { { EV_REDIRECT, A }, { EV_AUTH, A }, { EV_FAIL, O }, { EV_REDIRECT, A }, { EV_AUTH, A } } },
+	{ "redirected once, then kept",
+	  false,
+	  { { EV_REDIRECT, A },
+	    { EV_AUTH, A },
+	    { EV_FAIL, O },
+	    { EV_REDIRECT, A },
+	    { EV_AUTH, A } } },
 	{ "stored at start: the assigned one first", true, { { EV_AUTH, A }, { EV_AUTH, A } } },
-	{ "assigned one dead: the origin routes again", true,
+	{ "assigned one dead: the origin routes again",
+	  true,
 	  { { EV_FAIL, O }, { EV_REDIRECT, A }, { EV_AUTH, A } } },
-	{ "origin unreachable too: alternate", true,
+	{ "origin unreachable too: alternate",
+	  true,
 	  { { EV_FAIL, O }, { EV_FAIL, A }, { EV_FAIL, O }, { EV_FAIL, A } } },
-	{ "origin takes the agent itself: assignment forgotten", true,
+	{ "origin takes the agent itself: assignment forgotten",
+	  true,
 	  { { EV_FAIL, O }, { EV_AUTH_STALE, O }, { EV_FAIL, O }, { EV_AUTH, O } } },
-	{ "five redirects in a row are followed, the sixth is a loop", false,
+	{ "five redirects in a row are followed, the sixth is a loop",
+	  false,
 	  { { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
@@ -58,7 +68,8 @@ static const struct {
 	    { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
 	    { EV_AUTH, A } } },
-	{ "an A_AUTH_OK between redirects resets the count", false,
+	{ "an A_AUTH_OK between redirects resets the count",
+	  false,
 	  { { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
@@ -71,7 +82,8 @@ static const struct {
 	    { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
 	    { EV_LOOP, A } } },
-	{ "a failed attempt between redirects resets the count", false,
+	{ "a failed attempt between redirects resets the count",
+	  false,
 	  { { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
 	    { EV_REDIRECT, A },
@@ -126,16 +138,16 @@ static void test_retry_delay(void)
 		uint32_t rnd;
 		int want;
 	} cases[] = {
-		{ 0, 60, 60, 0, 1 },	     /* after a success: the low end */
-		{ 0, 60, 60, 4, 5 },	     /* the high end */
-		{ 0, 60, 60, 5, 1 },	     /* wraps */
+		{ 0, 60, 60, 0, 1 }, /* after a success: the low end */
+		{ 0, 60, 60, 4, 5 }, /* the high end */
+		{ 0, 60, 60, 5, 1 }, /* wraps */
 		{ 0, 60, 60, 4000000002u, 3 },
-		{ 0, 60, 3, 4, 3 },	     /* a poll interval below 5 s caps it */
-		{ 3, 60, 60, 4, 6 },	     /* then doubling from the first delay */
+		{ 0, 60, 3, 4, 3 },  /* a poll interval below 5 s caps it */
+		{ 3, 60, 60, 4, 6 }, /* then doubling from the first delay */
 		{ 5, 60, 60, 0, 10 },
-		{ 40, 60, 60, 0, 60 },	     /* up to retry-max */
+		{ 40, 60, 60, 0, 60 }, /* up to retry-max */
 		{ 60, 60, 60, 0, 60 },
-		{ 20, 60, 30, 0, 30 },	     /* and never above the poll interval */
+		{ 20, 60, 30, 0, 30 }, /* and never above the poll interval */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CU_ASSERT_EQUAL(aroute_retry_delay(cases[i].previous, cases[i].retry_max,
