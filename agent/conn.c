@@ -8,12 +8,14 @@
 #include <time.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <openssl/rand.h>
 
 #include "agentproto.h"
 #include "cadence.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
+#include "route.h"
 #include "state.h"
 #include "tasks.h"
 #include "tls.h"
@@ -49,6 +51,15 @@ struct aconn {
 	 * so the server sends them again). */
 	json_t *held;
 	bool bye_ok, poll_done;
+	/* The push server A_REDIRECT assigned (route.h), where this attempt
+	 * went, and the addresses of the redirects in a row for the warning
+	 * about a loop. */
+	struct aroute route;
+	char push_host[256];
+	int push_port;
+	enum aroute_target target;
+	bool redirected; /* this connection ended with A_REDIRECT: follow it at once */
+	char trail[2048];
 };
 
 static void enter(struct aconn *c, enum aconn_state next)
@@ -128,9 +139,22 @@ static void schedule(struct aconn *c, int seconds)
 static void schedule_retry(struct aconn *c)
 {
 	int cap = poll_mode(c) ? c->o.poll_interval : ACONN_RETRY_MAX;
-	c->backoff = cadence_backoff(c->backoff, ACONN_RETRY_MIN, ACONN_RETRY_MAX, cap);
+	uint32_t rnd = 0;
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		rnd = 0;
+	c->backoff = aroute_retry_delay(c->backoff, ACONN_RETRY_MAX, cap, rnd);
 	log_info("agent: next attempt in %d s", c->backoff);
 	schedule(c, c->backoff);
+}
+
+static const char *target_host(const struct aconn *c)
+{
+	return c->target == AROUTE_ASSIGNED ? c->push_host : c->id.host;
+}
+
+static int target_port(const struct aconn *c)
+{
+	return c->target == AROUTE_ASSIGNED ? c->push_port : c->id.port;
 }
 
 static void connect_now(struct aconn *c)
@@ -138,15 +162,21 @@ static void connect_now(struct aconn *c)
 	char err[512];
 	if (c->st != CS_IDLE)
 		return;
-	log_info("agent: connecting to %s:%d (%s mode)", c->id.host, c->id.port, c->id.mode);
+	c->target = aroute_target(&c->route);
+	c->redirected = false;
+	log_info("agent: connecting to %s:%d (%s mode)", target_host(c), target_port(c),
+		 c->id.mode);
 	c->bye_ok = c->poll_done = false;
 	c->policy_pending = 0;
 	json_array_clear(c->apply_ids);
 	json_array_clear(c->held);
-	c->ch = aconn_dial(c->base, c->ctx, c->id.host, c->id.port, true, &conn_cbs, c, err,
+	/* A distribution point's certificate names its own address, so the host
+	 * check holds for every push server the agent is sent to. */
+	c->ch = aconn_dial(c->base, c->ctx, target_host(c), target_port(c), true, &conn_cbs, c, err,
 			   sizeof(err));
 	if (!c->ch) {
 		log_warnx("agent: %s", err);
+		aroute_failed(&c->route, c->target);
 		schedule_retry(c);
 		return;
 	}
@@ -192,14 +222,21 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 		event_base_loopexit(c->base, NULL);
 		return;
 	}
+	bool before_auth = c->st == CS_CONNECTING || c->st == CS_AUTH_WAIT;
 	enter(c, CS_IDLE);
+	if (c->redirected) {
+		schedule(c, 0);
+		return;
+	}
+	if (before_auth)
+		aroute_failed(&c->route, c->target);
 	if (c->poll_done) {
 		log_info("agent: poll done; next in %d s", c->o.poll_interval);
 		c->backoff = 0;
 		schedule(c, c->o.poll_interval);
 		return;
 	}
-	log_warnx("agent: connection to %s:%d closed: %s", c->id.host, c->id.port, reason);
+	log_warnx("agent: connection to %s:%d closed: %s", target_host(c), target_port(c), reason);
 	schedule_retry(c);
 }
 
@@ -421,6 +458,51 @@ static void on_policy(struct aconn *c, json_t *o)
 	release_held(c);
 }
 
+/*
+ * A_REDIRECT: the agent belongs to another push server. It is stored, so
+ * a restarted agent goes there directly, and followed once this
+ * connection has closed.
+ */
+static void on_redirect(struct aconn *c, json_t *o)
+{
+	struct amsg_redirect m;
+	char err[512];
+	if (agentproto_decode_redirect(o, &m, err, sizeof(err)) != 0) {
+		chan_send_error(c->ch, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	log_info("agent: %s:%d redirects to %s:%d", target_host(c), target_port(c), m.address,
+		 m.port);
+	size_t n = c->route.redirects == 0 ? 0 : strlen(c->trail);
+	if (n == 0)
+		n = (size_t)snprintf(c->trail, sizeof(c->trail), "%s:%d", target_host(c),
+				     target_port(c));
+	if (n < sizeof(c->trail))
+		snprintf(c->trail + n, sizeof(c->trail) - n, " -> %s:%d", m.address, m.port);
+	if (aroute_redirected(&c->route) == AROUTE_LOOP) {
+		log_warnx("agent: more than %d redirects without authentication (%s); counted as a "
+			  "failed attempt",
+			  AROUTE_REDIRECTS_MAX, c->trail);
+		chan_close(c->ch, "redirect loop");
+		return;
+	}
+	snprintf(c->push_host, sizeof(c->push_host), "%s", m.address);
+	c->push_port = m.port;
+	if (astate_save_push(c->o.state_dir, m.address, m.port, err, sizeof(err)) != 0)
+		log_error("agent: the assigned push server is not stored on disk: %s", err);
+	c->redirected = true;
+	chan_close(c->ch, "redirected");
+}
+
+/* The origin took the agent itself: the stored push server is stale. */
+static void route_authed(struct aconn *c)
+{
+	char err[512];
+	if (aroute_authed(&c->route, c->target) &&
+	    astate_forget_push(c->o.state_dir, err, sizeof(err)) != 0)
+		log_error("agent: %s", err);
+}
+
 static void on_auth_ok(struct aconn *c, json_t *o)
 {
 	struct amsg_auth_ok m;
@@ -432,6 +514,7 @@ static void on_auth_ok(struct aconn *c, json_t *o)
 	log_notice("agent: authenticated as %s; %zu queued message(s) to send", c->id.agent_id,
 		   aqueue_count(c->q));
 	c->backoff = 0;
+	route_authed(c);
 	enter(c, CS_AUTHED);
 	chan_set_max_frame(c->ch, ACONN_FRAME_MAX);
 	/* Push: the server may stay silent for hours; heartbeats keep the link alive. */
@@ -495,6 +578,9 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	case A_AUTH_OK:
 		on_auth_ok(c, o);
 		break;
+	case A_REDIRECT:
+		on_redirect(c, o);
+		break;
 	case A_EVENT_ACK:
 	case A_RESULT_ACK:
 		on_ack(c, type, o);
@@ -548,6 +634,13 @@ struct aconn *aconn_new(struct event_base *base, const struct aconn_opts *o, cha
 		goto fail;
 	if (!(c->q = aqueue_open(o->state_dir, err, errlen)))
 		goto fail;
+	char perr[512];
+	int rc = astate_load_push(o->state_dir, c->push_host, sizeof(c->push_host), &c->push_port,
+				  perr, sizeof(perr));
+	if (rc < 0)
+		log_warnx("agent: %s; connecting to %s:%d to be routed again", perr, c->id.host,
+			  c->id.port);
+	c->route.assigned = rc == 1;
 	return c;
 fail:
 	aconn_free(c);

@@ -3,7 +3,9 @@
  *
  * One state machine (aconn_state) drives both modes. Push mode keeps the
  * connection open, heartbeats on the interval from A_AUTH_OK, and
- * reconnects with backoff (1 s doubling to 60 s) when it drops. Poll mode
+ * reconnects with backoff when it drops (1 to 5 s at random, then
+ * doubling to 60 s). It connects to the push server the slave assigned
+ * with A_REDIRECT, or to the slave it enrolled with (route.h). Poll mode
  * connects every poll interval, sends what is queued, takes its commands,
  * says A_BYE when nothing is outstanding and leaves after A_BYE_OK and
  * the acks. Events and task results go through the durable queue
@@ -24,7 +26,6 @@
 #define ACONN_FRAME_MAX		(16 * 1024 * 1024)
 #define ACONN_HANDSHAKE_TIMEOUT 30 /* seconds until A_AUTH_OK (or A_ENROL_OK) */
 #define ACONN_POLL_TIMEOUT	60 /* seconds of silence that end a poll session */
-#define ACONN_RETRY_MIN		1
 #define ACONN_RETRY_MAX		60
 
 /*

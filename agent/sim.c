@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
+#include "route.h"
 #include "state.h"
 #include "tls.h"
 
@@ -34,6 +35,7 @@
 #define SIM_TICK_MS	   10	 /* the connect pacer's period */
 #define SIM_HIST_MS	   60000 /* handshake latencies are counted per ms up to this */
 #define SIM_STOP_GRACE_SEC 3	 /* time given to closing connections at stop */
+#define SIM_TARGETS_MAX	   64	 /* distinct push servers agents are redirected to, per process */
 
 /* ---- pure parts ---- */
 
@@ -618,20 +620,33 @@ struct sim_agent {
 	uint16_t heartbeat; /* seconds, from A_AUTH_OK */
 	uint8_t backoff;    /* seconds before the next reconnect */
 	uint8_t state;
+	struct aroute route; /* as the daemon's agent does, in memory only */
+	uint8_t push;	     /* index in run_proc.targets of the assigned push server */
+	uint8_t at;	     /* enum aroute_target of the attempt in progress */
+	bool redirected;     /* this connection ended with A_REDIRECT */
 	char id[65];
 };
 
 struct run_stats {
-	uint64_t handshakes, failures, acked, results, heartbeats, commands;
+	uint64_t handshakes, failures, redirects, acked, results, heartbeats, commands;
 	double first_command, last_command, first_online, all_online;
+};
+
+/* A push server agents were redirected to. */
+struct sim_target {
+	char host[256];
+	int port;
+	struct sockaddr_in dst;
 };
 
 struct run_proc {
 	const struct sim_opts *o;
 	struct event_base *base;
 	SSL_CTX *ctx;
-	char host[256];
+	char host[256]; /* the origin: the push server of sim.jsonl's header */
 	struct sockaddr_in dst;
+	struct sim_target targets[SIM_TARGETS_MAX];
+	int ntargets;
 	struct sim_sources src;
 	int proc, start, count;
 	struct sim_agent *agents;
@@ -720,8 +735,61 @@ static void agent_on_auth_ok(struct sim_agent *a, json_t *o)
 	/* A random phase spreads the heartbeats of agents that connected together. */
 	a->heartbeat = (uint16_t)(m.heartbeat > UINT16_MAX ? UINT16_MAX : m.heartbeat);
 	a->backoff = 0;
+	(void)aroute_authed(&a->route, (enum aroute_target)a->at);
 	struct timeval tv = { random() % m.heartbeat, random() % 1000000 };
 	evtimer_add(a->timer, &tv);
+}
+
+/*
+ * The index of host:port in the process's push servers, added when new.
+ * The name is resolved here, blocking the loop once per push server:
+ * there are few of them, and agents are sent to them by address.
+ */
+static int target_find(struct run_proc *rp, const char *host, int port, char *err, size_t errlen)
+{
+	for (int i = 0; i < rp->ntargets; i++)
+		if (rp->targets[i].port == port && strcmp(rp->targets[i].host, host) == 0)
+			return i;
+	if (rp->ntargets == SIM_TARGETS_MAX) {
+		snprintf(err, errlen, "more than %d push servers", SIM_TARGETS_MAX);
+		return -1;
+	}
+	struct sim_target *t = &rp->targets[rp->ntargets];
+	if (resolve(host, port, &t->dst, err, errlen) != 0)
+		return -1;
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->port = port;
+	return rp->ntargets++;
+}
+
+/* A_REDIRECT: followed through the pacer once this connection has closed. */
+static void agent_on_redirect(struct sim_agent *a, json_t *o)
+{
+	struct run_proc *rp = a->rp;
+	struct amsg_redirect m;
+	char err[256];
+	if (agentproto_decode_redirect(o, &m, err, sizeof(err)) != 0) {
+		chan_send_error(a->ch, PROTO_ERR_PROTOCOL, "%s", err);
+		return;
+	}
+	int t = target_find(rp, m.address, m.port, err, sizeof(err));
+	if (t < 0) {
+		log_warnx("sim %s: cannot follow the redirect to %s:%d: %s", a->id, m.address,
+			  m.port, err);
+		chan_close(a->ch, "redirect not followed");
+		return;
+	}
+	if (aroute_redirected(&a->route) == AROUTE_LOOP) {
+		log_warnx("sim %s: more than %d redirects without authentication, the last to "
+			  "%s:%d; counted as a failed attempt",
+			  a->id, AROUTE_REDIRECTS_MAX, m.address, m.port);
+		chan_close(a->ch, "redirect loop");
+		return;
+	}
+	a->push = (uint8_t)t;
+	a->redirected = true;
+	rp->st.redirects++;
+	chan_close(a->ch, "redirected");
 }
 
 static void agent_on_command(struct sim_agent *a, json_t *o)
@@ -777,6 +845,9 @@ static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payl
 	case A_AUTH_OK:
 		agent_on_auth_ok(a, o);
 		break;
+	case A_REDIRECT:
+		agent_on_redirect(a, o);
+		break;
 	case A_COMMAND:
 		agent_on_command(a, o);
 		break;
@@ -792,6 +863,7 @@ static void agent_on_close(struct chan *ch, const char *reason, void *arg)
 	if (!a)
 		return; /* the process is exiting */
 	struct run_proc *rp = a->rp;
+	bool before_auth = a->state != SA_AUTHED;
 	a->ch = NULL;
 	rp->open--;
 	evtimer_del(a->timer);
@@ -805,6 +877,13 @@ static void agent_on_close(struct chan *ch, const char *reason, void *arg)
 			event_base_loopexit(rp->base, NULL);
 		return;
 	}
+	if (a->redirected) {
+		a->redirected = false;
+		agent_enqueue(a);
+		return;
+	}
+	if (before_auth)
+		aroute_failed(&a->route, (enum aroute_target)a->at);
 	rp->st.failures++;
 	log_info("sim %s: closed: %s", a->id, reason);
 	/* 1 s doubling to SIM_BACKOFF_MAX, with jitter so a server restart is not a stampede. */
@@ -824,15 +903,20 @@ static const struct chan_cbs agent_cbs = {
 static void agent_dial(struct run_proc *rp, struct sim_agent *a)
 {
 	uint32_t src = rp->src.count ? sim_sources_at(&rp->src, rp->dials) : 0;
+	enum aroute_target at = aroute_target(&a->route);
+	const struct sim_target *t = at == AROUTE_ASSIGNED ? &rp->targets[a->push] : NULL;
 	rp->dials++;
 	a->dial_ms = mono_ms();
 	a->state = SA_CONNECTING;
+	a->at = (uint8_t)at;
 	rp->inflight++;
-	a->ch = sim_dial(rp->base, rp->ctx, rp->host, &rp->dst, src, &agent_cbs, a);
+	a->ch = sim_dial(rp->base, rp->ctx, t ? t->host : rp->host, t ? &t->dst : &rp->dst, src,
+			 &agent_cbs, a);
 	if (!a->ch) {
 		/* Out of sockets or memory: count it and retry like a refused connection. */
 		rp->inflight--;
 		rp->st.failures++;
+		aroute_failed(&a->route, at);
 		a->state = SA_IDLE;
 		struct timeval tv = { 1 + random() % SIM_BACKOFF_MAX, 0 };
 		evtimer_add(a->timer, &tv);
@@ -880,14 +964,15 @@ static void print_json(struct run_proc *rp)
 	int n = snprintf(
 	    line, sizeof(line),
 	    "{\"proc\":%d,\"pid\":%d,\"agents\":%d,\"connected\":%d,\"connecting\":%d,"
-	    "\"handshakes\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"heartbeats\":%" PRIu64
-	    ",\"commands\":%" PRIu64 ",\"commands_acked\":%" PRIu64 ",\"results_sent\":%" PRIu64
+	    "\"handshakes\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"redirects\":%" PRIu64
+	    ",\"heartbeats\":%" PRIu64 ",\"commands\":%" PRIu64 ",\"commands_acked\":%" PRIu64
+	    ",\"results_sent\":%" PRIu64
 	    ",\"handshake_ms\":{\"p50\":%u,\"p99\":%u,\"max\":%u},\"first_online_at\":%.3f,"
 	    "\"all_online_at\":%.3f,\"first_command_at\":%.3f,\"last_command_at\":%.3f}\n",
 	    rp->proc, (int)getpid(), rp->count, rp->connected, rp->inflight, rp->st.handshakes,
-	    rp->st.failures, rp->st.heartbeats, rp->st.commands, rp->st.acked, rp->st.results,
-	    hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0), rp->st.first_online,
-	    rp->st.all_online, rp->st.first_command, rp->st.last_command);
+	    rp->st.failures, rp->st.redirects, rp->st.heartbeats, rp->st.commands, rp->st.acked,
+	    rp->st.results, hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0),
+	    rp->st.first_online, rp->st.all_online, rp->st.first_command, rp->st.last_command);
 	/* One write per line: the processes share stdout, PIPE_BUF keeps lines whole. */
 	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
 		log_warn("sim: stdout");

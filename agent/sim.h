@@ -14,7 +14,9 @@
  * run_task. Nothing is written to disk. Each connection binds its source
  * address round-robin over --sources so that a single destination port
  * does not exhaust the ephemeral ports of one source address. Connections
- * start at a bounded rate per process and are retried with backoff.
+ * start at a bounded rate per process and are retried with backoff. An
+ * A_REDIRECT is followed through the same pacer and kept in memory only,
+ * with the agent's fallback to the enrolment's push server (route.h).
  *
  * Every process prints stats to stderr every SIM_STATS_SEC and one JSON
  * line to stdout on SIGUSR1 and at exit. SIGUSR2 switches every agent to

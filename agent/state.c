@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agentproto.h"
 #include "tls.h"
 
 int astate_path(const char *dir, const char *name, char *out, size_t outlen)
@@ -207,6 +208,60 @@ int64_t astate_policy_version(const char *dir)
 	int64_t v = o ? (int64_t)json_integer_value(json_object_get(o, "version")) : -1;
 	json_decref(o);
 	return v;
+}
+
+int astate_save_push(const char *dir, const char *host, int port, char *err, size_t errlen)
+{
+	json_t *o = json_pack("{s:s, s:i}", "host", host, "port", port);
+	int rc = o ? write_json(dir, "push.json", o, err, errlen) : -1;
+	if (!o)
+		snprintf(err, errlen, "%s/push.json: out of memory", dir);
+	json_decref(o);
+	return rc;
+}
+
+int astate_load_push(const char *dir, char *host, size_t hostlen, int *port, char *err,
+		     size_t errlen)
+{
+	char p[4096];
+	const char *h;
+	json_error_t e;
+	if (astate_path(dir, "push.json", p, sizeof(p)) != 0) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	if (access(p, F_OK) != 0)
+		return 0;
+	json_t *o = read_json(dir, "push.json", err, errlen);
+	if (!o)
+		return -1;
+	int rc = -1;
+	if (json_unpack_ex(o, &e, JSON_STRICT, "{s:s, s:i}", "host", &h, "port", port) != 0)
+		snprintf(err, errlen, "%s: %s", p, e.text);
+	else if (!agentproto_host_ok(h) || strlen(h) >= hostlen)
+		snprintf(err, errlen, "%s: host must be a host name or address", p);
+	else if (*port < 1 || *port > 65535)
+		snprintf(err, errlen, "%s: port must be 1 to 65535", p);
+	else
+		rc = 1;
+	if (rc == 1)
+		snprintf(host, hostlen, "%s", h);
+	json_decref(o);
+	return rc;
+}
+
+int astate_forget_push(const char *dir, char *err, size_t errlen)
+{
+	char p[4096];
+	if (astate_path(dir, "push.json", p, sizeof(p)) != 0) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	if (unlink(p) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int astate_next_seq(const char *dir, int64_t *seq, char *err, size_t errlen)

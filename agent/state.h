@@ -4,8 +4,10 @@
  * STATE_DIR (0700) holds the identity made at enrolment (agent.key 0600,
  * agent.json {agent_id, host, port, mode, hostname}, ca.crt: the slave's
  * agent CA), the last policy received (policy.json {version, settings}),
- * the sequence counter of events and results (seq) and the durable queue
- * (queue.jsonl, see queue.h). Every file is replaced atomically (written
+ * the sequence counter of events and results (seq), the durable queue
+ * (queue.jsonl, see queue.h) and the push server the slave assigned with
+ * A_REDIRECT (push.json {host, port}; agent.json keeps the enrolment's
+ * host and port, the origin the agent falls back to). Every file is replaced atomically (written
  * to a temporary name, fsync'd, renamed), so a crash leaves the old or
  * the new content, never a mix.
  */
@@ -52,6 +54,17 @@ ASTATE_WUR int astate_save_policy(const char *dir, int64_t version, json_t *sett
 json_t *astate_load_policy(const char *dir);
 /* The stored policy's version, -1 when there is none. */
 int64_t astate_policy_version(const char *dir);
+
+/*
+ * push.json: the assigned push server. Load: 1 with host and port, 0 when
+ * none is stored, -1 with err when the file is unreadable or invalid.
+ * Forget removes it (none stored is fine).
+ */
+ASTATE_WUR int astate_save_push(const char *dir, const char *host, int port, char *err,
+				size_t errlen);
+ASTATE_WUR int astate_load_push(const char *dir, char *host, size_t hostlen, int *port, char *err,
+				size_t errlen);
+ASTATE_WUR int astate_forget_push(const char *dir, char *err, size_t errlen);
 
 /* Takes the next sequence number (1, 2, ...) and stores it before returning. */
 ASTATE_WUR int astate_next_seq(const char *dir, int64_t *seq, char *err, size_t errlen);

@@ -30,7 +30,8 @@ struct fake {
 	char pubkey[65];
 	char scan_dir[64];
 	char bad_sha[65];
-	bool ack_events; /* false: the first session never acknowledges */
+	bool ack_events;   /* false: the first session never acknowledges */
+	int redirect_port; /* set: A_REDIRECT to 127.0.0.1 on this port instead of A_AUTH_OK */
 	int auths, auth_fail, cmd_acks, events, results, policy_gets;
 	int64_t last_seq;
 	bool order_ok;
@@ -64,6 +65,11 @@ static void srv_message(struct chan *ch, uint16_t type, const uint8_t *payload, 
 		if (agentproto_verify(chan_ssl(ch), f->pubkey, m.sig) != 0) {
 			f->auth_fail++;
 			chan_send_error(ch, PROTO_ERR_UNREGISTERED, "bad signature");
+		} else if (f->redirect_port) {
+			send_obj(ch, A_REDIRECT,
+				 json_pack("{s:s, s:i}", "address", "127.0.0.1", "port",
+					   f->redirect_port));
+			chan_close(ch, "redirected");
 		} else {
 			chan_set_max_frame(ch, ACONN_FRAME_MAX);
 			send_obj(ch, A_AUTH_OK,
@@ -116,6 +122,21 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	    f->base, fd, SSL_new(f->ctx), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(
 	    chan_new(f->base, bev, "agent", ACONN_FRAME_PREAUTH, &srv_cbs, f));
+}
+
+static struct evconnlistener *listen_any(struct fake *f, int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct evconnlistener *l = evconnlistener_new_bind(
+	    f->base, on_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	if (!l)
+		return NULL;
+	socklen_t slen = sizeof(sin);
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen);
+	*port = ntohs(sin.sin_port);
+	return l;
 }
 
 /* Runs the loop until *counter reaches want or 20 s pass. */
@@ -213,6 +234,53 @@ static void test_enrol_auth_command(void)
 	event_base_dispatch(f.base);
 	aconn_free(c);
 
+	/* The slave redirects to another push server (a second listener, whose
+	 * certificate also names 127.0.0.1): the agent stores it and goes there. */
+	struct fake dp = f;
+	dp.auths = 0;
+	int dp_port = 0;
+	struct evconnlistener *dl = listen_any(&dp, &dp_port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dl);
+	f.redirect_port = dp_port;
+	int origin_auths = f.auths;
+	c = aconn_new(f.base, &co, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	aconn_start(c);
+	run_until(f.base, &dp.auths, 1);
+	CU_ASSERT_EQUAL(f.auths, origin_auths + 1);
+	CU_ASSERT_EQUAL(dp.auths, 1);
+	CU_ASSERT_EQUAL(dp.auth_fail, 0);
+	char host[256];
+	int pport = 0;
+	CU_ASSERT_EQUAL(astate_load_push(state, host, sizeof(host), &pport, err, sizeof(err)), 1);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_EQUAL(pport, dp_port);
+	aconn_stop(c);
+	event_base_dispatch(f.base);
+	aconn_free(c);
+
+	/* A new process goes to the stored push server first; it has stopped,
+	 * so the next attempt goes to the slave, which now takes the agent
+	 * itself: the stored assignment is dropped. */
+	evconnlistener_free(dl);
+	f.redirect_port = 0;
+	c = aconn_new(f.base, &co, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	aconn_start(c);
+	origin_auths = f.auths;
+	int want = origin_auths + 1;
+	run_until(f.base, &f.auths, want);
+	CU_ASSERT_EQUAL(f.auths, want);
+	CU_ASSERT_EQUAL(dp.auths, 1);
+	end = time(NULL) + 20;
+	while (astate_load_push(state, host, sizeof(host), &pport, err, sizeof(err)) != 0 &&
+	       time(NULL) < end)
+		event_base_loop(f.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	CU_ASSERT_EQUAL(astate_load_push(state, host, sizeof(host), &pport, err, sizeof(err)), 0);
+	aconn_stop(c);
+	event_base_dispatch(f.base);
+	aconn_free(c);
+
 	evconnlistener_free(l);
 	event_base_loop(f.base, EVLOOP_NONBLOCK);
 	SSL_CTX_free(f.ctx);
@@ -232,7 +300,8 @@ int main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_pSuite s = CU_add_suite("agent conn", NULL, NULL);
-	CU_add_test(s, "enrol, auth, command, resend after a lost link", test_enrol_auth_command);
+	CU_add_test(s, "enrol, auth, command, resend after a lost link, redirect and fallback",
+		    test_enrol_auth_command);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();

@@ -98,6 +98,60 @@ static void test_policy_and_seq(void)
 	rm_rf(dir);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_push_server(void)
+{
+	char dir[64], err[256], host[256];
+	int port = 0;
+	snprintf(dir, sizeof(dir), "/tmp/strata-as-XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	CU_ASSERT_EQUAL(astate_load_push(dir, host, sizeof(host), &port, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_save_push(dir, "dp1.example", 7075, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_load_push(dir, host, sizeof(host), &port, err, sizeof(err)), 1);
+	CU_ASSERT_STRING_EQUAL(host, "dp1.example");
+	CU_ASSERT_EQUAL(port, 7075);
+	/* A later redirect replaces it. */
+	CU_ASSERT_EQUAL(astate_save_push(dir, "10.0.0.9", 7074, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_load_push(dir, host, sizeof(host), &port, err, sizeof(err)), 1);
+	CU_ASSERT_STRING_EQUAL(host, "10.0.0.9");
+	CU_ASSERT_EQUAL(port, 7074);
+	CU_ASSERT_EQUAL(astate_forget_push(dir, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_load_push(dir, host, sizeof(host), &port, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_forget_push(dir, err, sizeof(err)), 0);
+
+	static const struct {
+		const char *text, *reason;
+	} bad[] = {
+		{ "{\"host\": \"a b\", \"port\": 7074}", "host" },
+		{ "{\"host\": \"dp1\", \"port\": 0}", "port" },
+		{ "{\"host\": \"dp1\", \"port\": 70000}", "port" },
+		{ "{\"host\": \"dp1\"}", "port" },
+		{ "{\"host\": \"dp1\", \"port\": 7074, \"x\": 1}", "x" },
+		{ "[1]", "object" },
+		{ "{", "push.json" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(dir, "push.json", bad[i].text);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(astate_load_push(dir, host, sizeof(host), &port, err, sizeof(err)),
+				-1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].reason));
+	}
+	/* A host longer than the caller's buffer is refused, not cut. */
+	write_file(dir, "push.json", "{\"host\": \"dp-long.example\", \"port\": 7074}");
+	CU_ASSERT_EQUAL(astate_load_push(dir, host, 8, &port, err, sizeof(err)), -1);
+	rm_rf(dir);
+}
+
 static void test_open_dir_refused(void)
 {
 	char dir[64], err[256];
@@ -116,6 +170,8 @@ int main(void)
 	CU_pSuite s = CU_add_suite("agent state", NULL, NULL);
 	CU_add_test(s, "identity saved and loaded; open key refused", test_identity_roundtrip);
 	CU_add_test(s, "policy and seq counter persist", test_policy_and_seq);
+	CU_add_test(s, "assigned push server stored, replaced, forgotten; bad files refused",
+		    test_push_server);
 	CU_add_test(s, "a state dir others can read is refused", test_open_dir_refused);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
