@@ -24,7 +24,9 @@
 
 #define ACONN_FRAME_PREAUTH	(64 * 1024)
 #define ACONN_FRAME_MAX		(16 * 1024 * 1024)
-#define ACONN_HANDSHAKE_TIMEOUT 30 /* seconds until A_AUTH_OK (or A_ENROL_OK) */
+/* Seconds until A_AUTH_OK (or A_ENROL_OK): short, so an agent whose push
+ * server vanished without a reset is back on another within 30 s. */
+#define ACONN_HANDSHAKE_TIMEOUT 10
 #define ACONN_POLL_TIMEOUT	60 /* seconds of silence that end a poll session */
 #define ACONN_RETRY_MAX		60
 

@@ -35,6 +35,7 @@
 #define SIM_TICK_MS	   10	 /* the connect pacer's period */
 #define SIM_HIST_MS	   60000 /* handshake latencies are counted per ms up to this */
 #define SIM_STOP_GRACE_SEC 3	 /* time given to closing connections at stop */
+#define SIM_HANDSHAKE_TIMEOUT 30 /* s: a loaded slave may answer thousands of handshakes late */
 #define SIM_TARGETS_MAX	   64	 /* distinct push servers agents are redirected to, per process */
 
 /* ---- pure parts ---- */
@@ -151,7 +152,7 @@ static struct chan *sim_dial(struct event_base *base, SSL_CTX *ctx, const char *
 		goto fail;
 	struct chan *ch = chan_new(base, bev, host, ACONN_FRAME_PREAUTH, cbs, arg);
 	if (ch)
-		chan_set_timeout(ch, ACONN_HANDSHAKE_TIMEOUT);
+		chan_set_timeout(ch, SIM_HANDSHAKE_TIMEOUT);
 	return ch;
 fail:
 	close(fd);

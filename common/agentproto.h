@@ -52,7 +52,7 @@ enum agent_msg {
 	A_DP_OPEN = 134,     /* dp -> slave: {vid, address, ekm} an agent connected */
 	A_DP_FRAME = 135,    /* both ways, binary: vid (8 bytes BE), type (2 bytes BE), payload */
 	A_DP_CLOSE = 136,    /* both ways: {vid, reason} that agent connection ended / must end */
-	A_DP_LOAD = 137,     /* dp -> slave, every few seconds: {connections} */
+	A_DP_LOAD = 137,     /* dp -> slave every 5 s, and the answer: {connections} */
 };
 
 /*

@@ -349,6 +349,13 @@ static void link_on_message(struct chan *ch, uint16_t type, const uint8_t *paylo
 			log_notice("dp: linked to the slave %s:%d; agents are welcome",
 				   r->d->cfg.slave_host, r->d->cfg.slave_port);
 		}
+	} else if (type == A_DP_LOAD && r->link_up) {
+		int64_t n;
+		if (agentproto_decode_count(o, "A_DP_LOAD", "connections", 10000000, &n, err,
+					    sizeof(err)) != 0)
+			chan_send_error(ch, PROTO_ERR_PROTOCOL, "%s", err);
+		else
+			log_debug("dp: the slave holds %" PRId64 " of our %d agents", n, r->nagents);
 	} else if (type == A_DP_CLOSE && r->link_up) {
 		struct amsg_dp_close m;
 		if (agentproto_decode_dp_close(o, &m, err, sizeof(err)) != 0) {

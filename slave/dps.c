@@ -124,25 +124,27 @@ int dps_any(struct db *db, char *err, size_t errlen)
 	return strcmp(out, "true") == 0;
 }
 
-/* Moves the assignment from cur to target (0: the built-in server) in one transaction. */
-static int reassign(struct db *db, const char *eid, int64_t cur, int64_t target, char *err,
-		    size_t errlen)
+/* Moves the endpoint's assignment to target (0: the built-in server) in one statement. */
+static int reassign(struct db *db, const char *eid, int64_t target, char *err, size_t errlen)
 {
-	char c[24], t[24];
-	snprintf(c, sizeof(c), "%" PRId64, cur);
+	char t[24];
 	snprintf(t, sizeof(t), "%" PRId64, target);
-	const char *p[] = { eid, c, t };
-	/* One statement: the assignment and both counters move together. */
+	const char *p[] = { eid, t };
+	/* One statement: the assignment and both counters move together. The
+	 * old row is read first (all parts of a statement see one snapshot). */
 	return db_exec(db,
-		       "WITH d AS (DELETE FROM push_assignments WHERE endpoint_id = $1::bigint "
-		       "RETURNING server_id), "
+		       "WITH old AS (SELECT server_id FROM push_assignments WHERE endpoint_id = "
+		       "$1::bigint FOR UPDATE), "
+		       "d AS (DELETE FROM push_assignments WHERE endpoint_id = $1::bigint AND "
+		       "$2::bigint = 0), "
 		       "i AS (INSERT INTO push_assignments (endpoint_id, server_id) SELECT "
-		       "$1::bigint, $3::bigint WHERE $3::bigint <> 0 RETURNING server_id), "
+		       "$1::bigint, $2::bigint WHERE $2::bigint <> 0 ON CONFLICT (endpoint_id) DO "
+		       "UPDATE SET server_id = EXCLUDED.server_id RETURNING server_id), "
 		       "dc AS (UPDATE push_servers SET assigned = greatest(assigned - 1, 0) "
-		       "WHERE id IN (SELECT server_id FROM d) RETURNING 1) "
+		       "WHERE id IN (SELECT server_id FROM old) AND id <> $2::bigint) "
 		       "UPDATE push_servers SET assigned = assigned + 1 WHERE id IN "
-		       "(SELECT server_id FROM i)",
-		       3, p, err, errlen);
+		       "(SELECT server_id FROM i) AND id NOT IN (SELECT server_id FROM old)",
+		       2, p, err, errlen);
 }
 
 int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out,
@@ -193,7 +195,7 @@ int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out,
 		out->port = atoi(PQgetvalue(res, pick, 3));
 	}
 	PQclear(res);
-	if (out->server != cur && reassign(db, eid, cur, out->server, err, errlen) != 0)
+	if (out->server != cur && reassign(db, eid, out->server, err, errlen) != 0)
 		return -1;
 	if (out->server != cur)
 		log_info("dps: endpoint %" PRId64 " assigned to push server %" PRId64

@@ -1071,7 +1071,11 @@ static void link_message(struct agent_conn *l, uint16_t type, const uint8_t *pay
 		} else if (dps_load(ps->d->db, l->dp->id, n, &removed, err, sizeof(err)) != 0) {
 			log_warnx("push %s: cannot record its load: %s", l->peer, err);
 			(void)daemon_db_ensure(ps->d);
-		} else if (removed) {
+		} else if (!removed) {
+			/* The answer keeps the link alive both ways and shows what the slave holds. */
+			send_obj(l, A_DP_LOAD, json_pack("{s:I}", "connections",
+							  (json_int_t)l->dp->nvirtual));
+		} else {
 			log_notice("push %s: removed by the operator; closing its link", l->peer);
 			link_closed(l);
 			conn_enter(l, CONN_CLOSING);
