@@ -2,12 +2,13 @@
  * aconn: the agent's connection to its slave's push server.
  *
  * One state machine (aconn_state) drives both modes. Push mode keeps the
- * connection open, heartbeats on the interval from A_AUTH_OK, and
- * reconnects with backoff (1 s doubling to 60 s) when it drops. Poll mode
- * connects every poll interval, sends what is queued, takes its commands,
- * says A_BYE when nothing is outstanding and leaves after A_BYE_OK and
- * the acks. Events and task results go through the durable queue
- * (queue.h) first and are resent on every connection until acknowledged.
+ * connection open, heartbeats on the interval from A_AUTH_OK until a
+ * policy it applies names another (settings.heartbeat), and reconnects
+ * with backoff (1 s doubling to 60 s) when it drops. Poll mode connects
+ * every poll interval, sends what is queued, takes its commands, says
+ * A_BYE when nothing is outstanding and leaves after A_BYE_OK and the
+ * acks. Events and task results go through the durable queue (queue.h)
+ * first and are resent on every connection until acknowledged.
  */
 #ifndef STRATA_AGENT_CONN_H
 #define STRATA_AGENT_CONN_H
