@@ -42,6 +42,7 @@ struct aconn {
 	struct chan *ch;
 	enum aconn_state st;
 	struct event *retry, *heartbeat;
+	int heartbeat_s; /* interval of the heartbeat timer: A_AUTH_OK's, then the policy's */
 	int backoff;
 	int policy_pending; /* A_POLICY_GET sent, A_POLICY not yet received */
 	json_t *apply_ids;  /* apply_policy commands acked when the policy is stored */
@@ -433,6 +434,25 @@ static void release_held(struct aconn *c)
 	}
 }
 
+/* Beats at the interval of the policy just applied; a bad one leaves the timer as it is. */
+static void adopt_heartbeat(struct aconn *c, const struct amsg_policy *m)
+{
+	char err[256];
+	int seconds;
+	int rc = agentproto_policy_heartbeat(m->settings, &seconds, err, sizeof(err));
+	if (rc < 0)
+		log_warnx("agent: policy %" PRId64 ": %s; heartbeat stays every %d s", m->version,
+			  err, c->heartbeat_s);
+	if (rc != 1 || seconds == c->heartbeat_s)
+		return;
+	log_notice("agent: heartbeat every %d s (was %d s), from policy %" PRId64, seconds,
+		   c->heartbeat_s, m->version);
+	c->heartbeat_s = seconds;
+	/* Counted from now, as the slave counts the new interval from the policy fetch. */
+	struct timeval tv = { seconds, 0 };
+	event_add(c->heartbeat, &tv);
+}
+
 static void on_policy(struct aconn *c, json_t *o)
 {
 	struct amsg_policy m;
@@ -450,6 +470,7 @@ static void on_policy(struct aconn *c, json_t *o)
 		return;
 	}
 	log_notice("agent: policy %" PRId64 " applied", m.version);
+	adopt_heartbeat(c, &m);
 	size_t i;
 	json_t *v;
 	json_array_foreach (c->apply_ids, i, v)
@@ -511,14 +532,16 @@ static void on_auth_ok(struct aconn *c, json_t *o)
 		chan_send_error(c->ch, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	log_notice("agent: authenticated as %s; %zu queued message(s) to send", c->id.agent_id,
-		   aqueue_count(c->q));
+	log_notice("agent: authenticated as %s; heartbeat every %d s; %zu queued message(s) to "
+		   "send",
+		   c->id.agent_id, m.heartbeat, aqueue_count(c->q));
 	c->backoff = 0;
 	route_authed(c);
 	enter(c, CS_AUTHED);
 	chan_set_max_frame(c->ch, ACONN_FRAME_MAX);
 	/* Push: the server may stay silent for hours; heartbeats keep the link alive. */
 	chan_set_timeout(c->ch, poll_mode(c) ? ACONN_POLL_TIMEOUT : 0);
+	c->heartbeat_s = m.heartbeat;
 	struct timeval tv = { m.heartbeat, 0 };
 	event_add(c->heartbeat, &tv);
 	send_empty(c, A_HEARTBEAT);

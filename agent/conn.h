@@ -2,14 +2,15 @@
  * aconn: the agent's connection to its slave's push server.
  *
  * One state machine (aconn_state) drives both modes. Push mode keeps the
- * connection open, heartbeats on the interval from A_AUTH_OK, and
- * reconnects with backoff when it drops (1 to 5 s at random, then
- * doubling to 60 s). It connects to the push server the slave assigned
- * with A_REDIRECT, or to the slave it enrolled with (route.h). Poll mode
- * connects every poll interval, sends what is queued, takes its commands,
- * says A_BYE when nothing is outstanding and leaves after A_BYE_OK and
- * the acks. Events and task results go through the durable queue
- * (queue.h) first and are resent on every connection until acknowledged.
+ * connection open, heartbeats on the interval from A_AUTH_OK until a
+ * policy it applies names another (settings.heartbeat), and reconnects
+ * with backoff when it drops (1 to 5 s at random, then doubling to 60 s).
+ * It connects to the push server the slave assigned with A_REDIRECT, or
+ * to the slave it enrolled with (route.h). Poll mode connects every poll
+ * interval, sends what is queued, takes its commands, says A_BYE when
+ * nothing is outstanding and leaves after A_BYE_OK and the acks. Events
+ * and task results go through the durable queue (queue.h) first and are
+ * resent on every connection until acknowledged.
  */
 #ifndef STRATA_AGENT_CONN_H
 #define STRATA_AGENT_CONN_H

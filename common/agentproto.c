@@ -323,6 +323,23 @@ int agentproto_decode_policy(json_t *o, struct amsg_policy *m, char *err, size_t
 	return 0;
 }
 
+int agentproto_policy_heartbeat(json_t *settings, int *seconds, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(settings, "heartbeat");
+	if (!v)
+		return 0;
+	/* A JSON real such as 30.0 is refused too: the interval is whole seconds. */
+	if (!json_is_integer(v) || json_integer_value(v) < AGENT_HEARTBEAT_MIN ||
+	    json_integer_value(v) > AGENT_HEARTBEAT_MAX) {
+		snprintf(err, errlen,
+			 "\"heartbeat\" must be a whole number of seconds from %d to %d",
+			 AGENT_HEARTBEAT_MIN, AGENT_HEARTBEAT_MAX);
+		return -1;
+	}
+	*seconds = (int)json_integer_value(v);
+	return 1;
+}
+
 int agentproto_decode_ack(json_t *o, const char *member, int64_t *value, char *err,
 			  size_t errlen)
 {

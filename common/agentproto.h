@@ -195,4 +195,15 @@ int agentproto_decode_policy(json_t *o, struct amsg_policy *m, char *err, size_t
 /* {seq} and {id} acknowledgements. */
 int agentproto_decode_ack(json_t *o, const char *member, int64_t *value, char *err, size_t errlen);
 
+/* The bounds of a policy's "heartbeat" setting, those of <push heartbeat> too. */
+#define AGENT_HEARTBEAT_MIN 5
+#define AGENT_HEARTBEAT_MAX 86400
+/*
+ * The heartbeat interval a policy's settings ask for: 1 with *seconds
+ * set; 0 when settings (an object, or NULL) have no "heartbeat"; -1 with
+ * the reason in err when it is not a whole number of seconds from
+ * AGENT_HEARTBEAT_MIN to AGENT_HEARTBEAT_MAX.
+ */
+int agentproto_policy_heartbeat(json_t *settings, int *seconds, char *err, size_t errlen);
+
 #endif

@@ -265,6 +265,8 @@ static void relay_down(struct relay *r, const uint8_t *payload, size_t len)
 		return; /* that agent left meanwhile */
 	const uint8_t *inner = payload + DP_FRAME_HDR;
 	size_t n = len - DP_FRAME_HDR;
+	/* The agent's heartbeat interval, from A_AUTH_OK and then from each
+	 * policy, sets how long its connection may stay silent. */
 	if (type == A_AUTH_OK) {
 		json_t *o = proto_parse_json(inner, n, err, sizeof(err));
 		struct amsg_auth_ok m;
@@ -272,6 +274,14 @@ static void relay_down(struct relay *r, const uint8_t *payload, size_t len)
 			chan_set_max_frame(a->ch, (uint32_t)r->d->cfg.frame_max);
 			chan_set_timeout(a->ch, 3 * m.heartbeat + 5);
 		}
+		json_decref(o);
+	} else if (type == A_POLICY) {
+		json_t *o = proto_parse_json(inner, n, err, sizeof(err));
+		struct amsg_policy m;
+		int hb;
+		if (o && agentproto_decode_policy(o, &m, err, sizeof(err)) == 0 &&
+		    agentproto_policy_heartbeat(m.settings, &hb, err, sizeof(err)) == 1)
+			chan_set_timeout(a->ch, 3 * hb + 5);
 		json_decref(o);
 	}
 	chan_send(a->ch, type, inner, n);

@@ -363,22 +363,43 @@ out:
 	return rc;
 }
 
-int agents_sweep(struct db *db, int heartbeat, int *changed, char *err, size_t errlen)
+int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char *err,
+		 size_t errlen)
 {
-	char hb[16], n[24];
+	char hb[16];
 	snprintf(hb, sizeof(hb), "%d", heartbeat);
 	const char *p[] = { hb };
-	if (db_query_value(db,
-			   "WITH gone AS (UPDATE endpoints SET status = 'offline' "
-			   "WHERE status = 'online' AND last_seen < now() - "
-			   "make_interval(secs => 3 * $1::int) RETURNING id), "
-			   "ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
-			   "SELECT id, 'status', 'info', '{\"from\": \"online\", \"to\": \"offline\"}' "
-			   "FROM gone RETURNING 1) SELECT count(*)::text FROM ev",
-			   1, p, n, sizeof(n), err, errlen) != 0)
+	/* The shortest interval reads the snapshot before the update: an
+	 * endpoint going offline now may shorten the next wait, never lengthen it. */
+	PGresult *res =
+	    db_query(db,
+		     "WITH gone AS (UPDATE endpoints SET status = 'offline' "
+		     "WHERE status = 'online' AND last_seen < now() - "
+		     "make_interval(secs => 3 * coalesce(heartbeat, $1::int)) RETURNING id), "
+		     "ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
+		     "SELECT id, 'status', 'info', '{\"from\": \"online\", \"to\": \"offline\"}' "
+		     "FROM gone RETURNING 1) SELECT (SELECT count(*) FROM ev), "
+		     "(SELECT coalesce(min(coalesce(heartbeat, $1::int)), $1::int) "
+		     "FROM endpoints WHERE status = 'online')",
+		     1, p, err, errlen);
+	if (!res)
 		return -1;
-	*changed = atoi(n);
+	*changed = atoi(PQgetvalue(res, 0, 0));
+	*shortest = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
 	return 0;
+}
+
+int agents_set_heartbeat(struct db *db, int64_t id, int heartbeat, char *err, size_t errlen)
+{
+	char ids[24], hb[16];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	snprintf(hb, sizeof(hb), "%d", heartbeat);
+	const char *p[] = { ids, hb };
+	return db_exec(db,
+		       "UPDATE endpoints SET heartbeat = $2::int, last_seen = greatest(last_seen, "
+		       "now()) WHERE id = $1::bigint",
+		       2, p, err, errlen);
 }
 
 int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
@@ -433,6 +454,48 @@ json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen)
 	}
 	PQclear(res);
 	return merged;
+}
+
+int agents_heartbeat(struct db *db, struct agents_heartbeat *hb, char *err, size_t errlen)
+{
+	/* Every row carries the policies' version and count; the candidates
+	 * come in reverse merge order (local first, newest id first). */
+	PGresult *res =
+	    db_query(db,
+		     "SELECT v.version, v.n, p.name, p.owner, p.settings::text FROM "
+		     "(SELECT coalesce(max(version), 0) AS version, count(*) AS n "
+		     "FROM policies) v LEFT JOIN policies p ON p.settings ? 'heartbeat' "
+		     "ORDER BY p.owner = 'local' DESC, p.id DESC",
+		     0, NULL, err, errlen);
+	if (!res)
+		return -1;
+	int64_t version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	int64_t count = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (hb->known && hb->version == version && hb->count == count) {
+		PQclear(res);
+		return 0;
+	}
+	hb->known = true;
+	hb->version = version;
+	hb->count = count;
+	hb->seconds = 0;
+	for (int i = 0; i < PQntuples(res) && !PQgetisnull(res, i, 2); i++) {
+		char why[128];
+		int seconds;
+		json_t *s = json_loads(PQgetvalue(res, i, 4), 0, NULL);
+		int rc = agentproto_policy_heartbeat(s, &seconds, why, sizeof(why));
+		json_decref(s);
+		if (rc < 0) {
+			log_warnx("agents: policy '%s' (%s): %s; the setting is ignored",
+				  PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), why);
+		} else if (rc == 1 && hb->seconds == 0) {
+			hb->seconds = seconds;
+			log_info("agents: heartbeat every %d s, from policy '%s' (%s)", seconds,
+				 PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		}
+	}
+	PQclear(res);
+	return 0;
 }
 
 json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, size_t errlen)
@@ -510,12 +573,13 @@ int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int p
 	int64_t *ids = malloc(n * sizeof(*ids));
 	const char **modes = malloc(n * sizeof(*modes)), **status = malloc(n * sizeof(*status));
 	const char **addrs = malloc(n * sizeof(*addrs));
-	char *ia = NULL, *ma = NULL, *sa = NULL, *aa = NULL, pids[16];
+	int64_t *beats = malloc(n * sizeof(*beats));
+	char *ia = NULL, *ma = NULL, *sa = NULL, *aa = NULL, *ha = NULL, pids[16];
 	PGresult *res = NULL;
 	int rc = -1;
 	for (size_t i = 0; i < n; i++)
 		done[i] = false;
-	if (!ids || !modes || !status || !addrs) {
+	if (!ids || !modes || !status || !addrs || !beats) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -524,17 +588,19 @@ int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int p
 		modes[i] = a[i].mode;
 		status[i] = a[i].reachable ? "online" : "unreachable";
 		addrs[i] = a[i].address;
+		beats[i] = a[i].heartbeat;
 	}
 	ia = int64_array(n, ids);
 	ma = text_array(n, modes);
 	sa = text_array(n, status);
 	aa = text_array(n, addrs);
-	if (!ia || !ma || !sa || !aa) {
+	ha = int64_array(n, beats);
+	if (!ia || !ma || !sa || !aa || !ha) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	snprintf(pids, sizeof(pids), "%d", pid);
-	const char *p[] = { ia, ma, sa, aa, pids };
+	const char *p[] = { ia, ma, sa, aa, pids, ha };
 	/* The replication lock before the row locks (docs/ARCHITECTURE.md). */
 	if (db_begin(db, err, errlen) != 0)
 		goto out;
@@ -549,11 +615,12 @@ int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int p
 	 */
 	res = db_query(db,
 		       "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
-		       "$4::text[]) AS v(id, mode, status, address)), "
+		       "$4::text[], $6::int[]) AS v(id, mode, status, address, heartbeat)), "
 		       "old AS (SELECT e.id, e.status FROM endpoints e JOIN v ON v.id = e.id "
 		       "WHERE NOT e.revoked ORDER BY e.id FOR UPDATE OF e), "
 		       "upd AS (UPDATE endpoints e SET status = v.status, mode = v.mode, "
-		       "address = v.address, last_seen = now() FROM v, old "
+		       "address = v.address, heartbeat = v.heartbeat, last_seen = now() "
+		       "FROM v, old "
 		       "WHERE e.id = v.id AND old.id = v.id RETURNING e.id, old.status AS was, "
 		       "e.status AS now), "
 		       "ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
@@ -564,7 +631,7 @@ int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int p
 		       "AS g FROM upd) s GROUP BY g) "
 		       "SELECT id::text, (SELECT count(*) FROM ann), (SELECT count(*) FROM ev) "
 		       "FROM upd",
-		       5, p, err, errlen);
+		       6, p, err, errlen);
 	if (!res || db_commit(db, err, errlen) != 0)
 		goto fail;
 	/* Both lists are short-lived and small next to the batch: a plain scan. */
@@ -584,10 +651,12 @@ out:
 	free(modes);
 	free(status);
 	free(addrs);
+	free(beats);
 	free(ia);
 	free(ma);
 	free(sa);
 	free(aa);
+	free(ha);
 	return rc;
 }
 

@@ -74,10 +74,12 @@ struct agent_auth {
 	const char *mode;    /* "push" or "poll" */
 	bool reachable;	     /* 'online', else 'unreachable' */
 	const char *address; /* the connection's source address */
+	int heartbeat;	     /* the interval A_AUTH_OK announces, seconds */
 };
 /*
  * Records n authentications in one transaction: status 'online' or
- * 'unreachable', the mode, the address, last_seen now, a 'status' event
+ * 'unreachable', the mode, the address, the heartbeat interval, last_seen
+ * now, a 'status' event
  * for each agent whose status changed, and NOTIFY strata_agent_auth
  * "pid:id,id,..." so a worker still holding an older connection of one of
  * these agents drops it. done[i] is false for an agent revoked meanwhile.
@@ -87,8 +89,22 @@ int agents_auth_batch(struct db *db, size_t n, const struct agent_auth *a, int p
 /* One statement for all n last_seen values (epoch seconds). */
 int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double *seen, char *err,
 		      size_t errlen);
-/* Online endpoints silent for 3 heartbeats go offline, with a 'status' event each. */
-int agents_sweep(struct db *db, int heartbeat, int *changed, char *err, size_t errlen);
+/*
+ * Online endpoints silent for 3 of their own heartbeat intervals go
+ * offline, with a 'status' event each; heartbeat stands in for an
+ * endpoint that has no interval recorded yet. One statement, which also
+ * gives *shortest: the shortest interval of the endpoints still online
+ * (heartbeat when none is), the longest the next sweep may wait.
+ */
+int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char *err,
+		 size_t errlen);
+/*
+ * Records the interval an endpoint's agent was given with a policy. The
+ * new interval counts from now: last_seen moves up to now, so an agent
+ * that beat on a longer interval is not called silent before it could
+ * beat on the shorter one (as the connection's timeout restarts).
+ */
+int agents_set_heartbeat(struct db *db, int64_t id, int heartbeat, char *err, size_t errlen);
 
 int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
 		 size_t errlen);
@@ -100,6 +116,24 @@ int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *
  * each group in id order; version = the highest policy version.
  */
 json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen);
+
+/*
+ * The policies' heartbeat interval, cached by its caller (one per push
+ * server): version and count identify the policies it was computed from.
+ * Zero it before the first call.
+ */
+struct agents_heartbeat {
+	int64_t version, count; /* the policies' highest version and their number */
+	bool known;		/* computed at least once */
+	int seconds;		/* 0: no policy sets a valid one */
+};
+/*
+ * One statement; recomputes hb only when the policies changed: the
+ * "heartbeat" of the policy that wins the merge of agents_policy among
+ * those whose value is valid (agentproto_policy_heartbeat). An invalid
+ * value is ignored, with a warning naming its policy once per change.
+ */
+int agents_heartbeat(struct db *db, struct agents_heartbeat *hb, char *err, size_t errlen);
 
 /*
  * Commands to send now, marked delivered: [{id, kind, args}] in id order.

@@ -82,6 +82,7 @@ struct agent_conn {
 	struct agent_rec agent; /* valid once authed */
 	char mode[8];
 	double last_seen; /* epoch seconds of the last heartbeat */
+	int heartbeat;	  /* seconds; the interval this agent was last told */
 	bool dirty;	  /* last_seen not written yet */
 	int64_t rate_window_ms;
 	int rate_count;
@@ -109,6 +110,8 @@ struct push_server {
 	struct conn_list dead; /* relayed connections ended, to free from the loop */
 	struct event *dead_ev;
 	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
+	int64_t sweep_due_ms;		   /* now_ms() at which sweep_ev fires */
+	struct agents_heartbeat policy_hb; /* the policies' interval, cached */
 	struct db *listen_db; /* LISTEN strata_commands */
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;
@@ -200,6 +203,26 @@ static double now_epoch(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The interval agents get now: the policies' when one sets it, else server.xml's. */
+static int heartbeat_now(const struct push_server *ps)
+{
+	return ps->policy_hb.seconds ? ps->policy_hb.seconds : ps->d->cfg.heartbeat_interval;
+}
+
+static void sweep_schedule(struct push_server *ps, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+	ps->sweep_due_ms = now_ms() + (int64_t)seconds * 1000;
+	evtimer_add(ps->sweep_ev, &tv);
+}
+
+/* An agent now beats every seconds: the sweep must come by then to notice its silence. */
+static void sweep_within(struct push_server *ps, int seconds)
+{
+	if (ps->sweep_due_ms - now_ms() > (int64_t)seconds * 1000)
+		sweep_schedule(ps, seconds);
 }
 
 static void conn_enter(struct agent_conn *c, enum conn_state next)
@@ -538,13 +561,15 @@ static void auth_done(struct agent_conn *c)
 	if (!c->via) {
 		chan_set_max_frame(c->ch, (uint32_t)cfg->frame_max);
 		/* Three missed heartbeats end the connection as they end "online". */
-		chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
+		chan_set_timeout(c->ch, 3 * c->heartbeat + 5);
 	}
+	sweep_within(c->ps, c->heartbeat);
 	conn_enter(c, CONN_AUTHED);
 	log_info("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
-	send_obj(c, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", cfg->heartbeat_interval,
-					 "policy_version", (json_int_t)c->agent.policy_version));
+	send_obj(c, A_AUTH_OK,
+		 json_pack("{s:i, s:I}", "heartbeat", c->heartbeat, "policy_version",
+			   (json_int_t)c->agent.policy_version));
 }
 
 /*
@@ -568,8 +593,11 @@ static void auth_batch(struct push_server *ps)
 		snprintf(err, sizeof(err), "out of memory");
 		goto failed;
 	}
+	if (agents_heartbeat(ps->d->db, &ps->policy_hb, err, sizeof(err)) != 0)
+		goto failed;
 	TAILQ_FOREACH(c, &ps->authing, qentry)
 	{
+		c->heartbeat = a[i].heartbeat = heartbeat_now(ps);
 		a[i].id = c->agent.id;
 		a[i].mode = c->mode;
 		a[i].reachable = c->reachable;
@@ -722,9 +750,28 @@ static void on_policy_get(struct agent_conn *c, json_t *o)
 		return;
 	}
 	json_t *settings = agents_policy(c->ps->d->db, &version, err, sizeof(err));
-	if (!settings) {
+	if (!settings || agents_heartbeat(c->ps->d->db, &c->ps->policy_hb, err, sizeof(err)) != 0) {
+		json_decref(settings);
 		conn_internal(c, "policy", err);
 		return;
+	}
+	/* The agent beats at what the policy says, server.xml's interval when it
+	 * sets none: the settings always carry the one that holds. */
+	int hb = heartbeat_now(c->ps);
+	json_object_set_new(settings, "heartbeat", json_integer(hb));
+	if (hb != c->heartbeat) {
+		if (agents_set_heartbeat(c->ps->d->db, c->agent.id, hb, err, sizeof(err)) != 0) {
+			json_decref(settings);
+			conn_internal(c, "policy", err);
+			return;
+		}
+		log_info("push %s: endpoint %" PRId64 " heartbeat %d s -> %d s", c->peer,
+			 c->agent.id, c->heartbeat, hb);
+		c->heartbeat = hb;
+		/* A distribution point reads the interval from A_POLICY itself. */
+		if (!c->via)
+			chan_set_timeout(c->ch, 3 * hb + 5);
+		sweep_within(c->ps, hb);
 	}
 	send_obj(c, A_POLICY, json_pack("{s:I, s:o}", "version", (json_int_t)version, "settings",
 					settings));
@@ -1257,29 +1304,22 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 
 static void listen_commands(struct push_server *ps);
 
-static void sweep_schedule(struct push_server *ps)
-{
-	struct timeval tv = { ps->d->cfg.heartbeat_interval, 0 };
-	event_add(ps->sweep_ev, &tv);
-}
-
 static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct push_server *ps = arg;
 	char err[512];
-	int changed;
+	int changed, every = ps->d->cfg.heartbeat_interval, shortest = every;
 	/* Heartbeats still in memory must count before anyone is called silent. */
 	flush_seen(ps);
-	if (agents_sweep(ps->d->db, ps->d->cfg.heartbeat_interval, &changed, err, sizeof(err)) != 0) {
+	if (agents_sweep(ps->d->db, every, &changed, &shortest, err, sizeof(err)) != 0) {
 		log_warnx("push: offline sweep failed: %s", err);
 		(void)daemon_db_ensure(ps->d);
 	} else if (changed > 0) {
-		log_info("push: %d endpoints went offline (no heartbeat for %d s)", changed,
-			 3 * ps->d->cfg.heartbeat_interval);
+		log_info("push: %d endpoints went offline (no heartbeat for 3 intervals)", changed);
 	}
 	if (!ps->notify_ev)
 		listen_commands(ps);
-	sweep_schedule(ps);
+	sweep_schedule(ps, shortest < every ? shortest : every);
 }
 
 /*
@@ -1425,7 +1465,7 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	}
 	event_add(ps->flush_ev, &flush);
 	dps_check(ps);
-	sweep_schedule(ps);
+	sweep_schedule(ps, d->cfg.heartbeat_interval);
 	listen_commands(ps);
 	log_notice("push: listening for agents on %s:%d (TLS 1.3), heartbeat %d s",
 		   d->cfg.push_address, d->cfg.push_port, d->cfg.heartbeat_interval);

@@ -14,8 +14,17 @@
  * transaction, then get A_AUTH_OK and their waiting commands (one more
  * statement). Command acknowledgements are written in the same batches.
  * Heartbeats only touch memory; a 1 s timer writes every changed
- * last_seen in one statement. Every heartbeat interval a sweep marks
- * silent agents offline. A second database connection LISTENs on
+ * last_seen in one statement.
+ *
+ * An agent's heartbeat interval is the policies' "heartbeat" when one sets
+ * it, else server.xml's <push heartbeat>; A_AUTH_OK and every A_POLICY
+ * announce it, and each endpoint row keeps the one it was last told. A
+ * connection silent for 3 of its intervals (+5 s) is closed, and a sweep
+ * marks online endpoints silent for 3 of their own intervals offline. The
+ * sweep runs again after the shortest interval of any online endpoint,
+ * server.xml's at most, and sooner when an agent is given a shorter one:
+ * so an endpoint goes offline no later than one of its own intervals after
+ * its third missed heartbeat. A second database connection LISTENs on
  * strata_commands (one notification per INSERT statement), after which
  * one statement takes the new commands of every agent this server holds.
  */

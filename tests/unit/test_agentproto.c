@@ -5,6 +5,7 @@
  */
 #include <CUnit/Basic.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -222,6 +223,52 @@ static void test_decoders(void)
 	}
 }
 
+static void test_policy_heartbeat(void)
+{
+	static const struct {
+		const char *settings;
+		int rc, seconds; /* seconds: when rc is 1 */
+	} cases[] = {
+		{ "{}", 0, 0 },
+		{ "{\"block_sha256\": []}", 0, 0 },
+		{ "{\"heartbeat\": 5}", 1, 5 },
+		{ "{\"heartbeat\": 60, \"block_sha256\": []}", 1, 60 },
+		{ "{\"heartbeat\": 86400}", 1, 86400 },
+		{ "{\"heartbeat\": 4}", -1, 0 },
+		{ "{\"heartbeat\": 0}", -1, 0 },
+		{ "{\"heartbeat\": -60}", -1, 0 },
+		{ "{\"heartbeat\": 86401}", -1, 0 },
+		{ "{\"heartbeat\": 4294967301}", -1, 0 }, /* 5 once truncated to 32 bits */
+		{ "{\"heartbeat\": 30.0}", -1, 0 },
+		{ "{\"heartbeat\": \"30\"}", -1, 0 },
+		{ "{\"heartbeat\": null}", -1, 0 },
+		{ "{\"heartbeat\": true}", -1, 0 },
+		{ "{\"heartbeat\": [30]}", -1, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[256] = "";
+		int seconds = -7;
+		json_t *o = json_loads(cases[i].settings, 0, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+		int rc = agentproto_policy_heartbeat(o, &seconds, err, sizeof(err));
+		if (rc != cases[i].rc)
+			fprintf(stderr, "case %zu (%s): rc %d, want %d\n", i, cases[i].settings, rc,
+				cases[i].rc);
+		CU_ASSERT_EQUAL(rc, cases[i].rc);
+		/* Only a valid value is written out. */
+		CU_ASSERT_EQUAL(seconds, cases[i].rc == 1 ? cases[i].seconds : -7);
+		if (cases[i].rc < 0) {
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, "heartbeat"));
+		}
+		json_decref(o);
+	}
+	/* No settings at all: nothing set. */
+	int seconds = -7;
+	char err[64];
+	CU_ASSERT_EQUAL(agentproto_policy_heartbeat(NULL, &seconds, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(seconds, -7);
+}
+
 static void test_allow_list(void)
 {
 	CU_ASSERT_TRUE(agentproto_allowed(AST_SERVER_PREAUTH, A_ENROL));
@@ -250,6 +297,7 @@ int main(void)
 	CU_add_test(s, "key proof bound to the TLS session", test_proof);
 	CU_add_test(s, "decoders", test_decoders);
 	CU_add_test(s, "allow-list", test_allow_list);
+	CU_add_test(s, "policy heartbeat setting", test_policy_heartbeat);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
