@@ -7,10 +7,14 @@
  * use, an agent's token cannot enrol a point, and a removed point is
  * turned away.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +23,8 @@
 #include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
+#include "agentproto.h"
+#include "proto.h"
 
 #define NAGENTS 6
 
@@ -154,6 +160,92 @@ static void test_enrol_and_link(void)
 	CU_ASSERT_TRUE(hp_wait(dp_online, &dpb, 20));
 }
 
+static SSL *connect_to(int port, const char *token)
+{
+	struct hnode n = { 0 };
+	n.push_port = port;
+	return ha_connect_pinned(&n, token);
+}
+
+/* Sends bytes that are not TLS; true when the peer closes the connection. */
+static bool plain_bytes_closed(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 15 };
+	char buf[256];
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	bool closed = false;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    write(fd, "GET / HTTP/1.0\r\n\r\n", 18) == 18) {
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			;
+		closed = n == 0 || (n < 0 && errno == ECONNRESET);
+	}
+	close(fd);
+	return closed;
+}
+
+static json_t *dp_auth_msg(long long id)
+{
+	char sig[129];
+	memset(sig, '0', 128);
+	sig[128] = '\0';
+	return json_pack("{s:i, s:I, s:s}", "proto", AGENT_PROTO_VERSION, "dp_id", (json_int_t)id,
+			 "sig", sig);
+}
+
+/* The link's messages are refused from anyone who did not prove a point's key. */
+static void test_bad_links(void)
+{
+	char *tok = make_token("agent-token", "/other");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	long long id = q("SELECT id FROM push_servers WHERE name = 'dp-a'");
+	CU_ASSERT_TRUE_FATAL(id > 0);
+
+	/* A wrong key proof for a known point. */
+	SSL *ssl = connect_to(slave.push_port, tok);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_DP_AUTH, dp_auth_msg(id)), 0);
+	CU_ASSERT_TRUE(ha_expect_error(ssl, "auth"));
+	SSL_free(ssl);
+
+	/* An unknown point. */
+	ssl = connect_to(slave.push_port, tok);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_DP_AUTH, dp_auth_msg(99999)), 0);
+	CU_ASSERT_TRUE(ha_expect_error(ssl, PROTO_ERR_UNREGISTERED));
+	SSL_free(ssl);
+
+	/* Relay messages before any proof. */
+	ssl = connect_to(slave.push_port, tok);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_DP_OPEN,
+				     json_pack("{s:I, s:s, s:s}", "vid", (json_int_t)1, "address",
+					       "10.0.0.1", "ekm", "00")),
+			0);
+	CU_ASSERT_TRUE(ha_expect_error(ssl, PROTO_ERR_PROTOCOL));
+	SSL_free(ssl);
+
+	/* Through a point, an agent cannot pose as a point: the slave refuses it
+	 * and the point closes that agent's connection. */
+	ssl = connect_to(dpa.port, tok);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	CU_ASSERT_EQUAL(ha_send_json(ssl, A_DP_AUTH, dp_auth_msg(id)), 0);
+	CU_ASSERT_TRUE(ha_expect_error(ssl, PROTO_ERR_PROTOCOL));
+	SSL_free(ssl);
+
+	/* Not TLS at all, at the point's port: closed, and the point keeps serving. */
+	CU_ASSERT_TRUE(plain_bytes_closed(dpa.port));
+	free(tok);
+	CU_ASSERT_TRUE(dp_online(&dpa));
+	CU_ASSERT_EQUAL(kill(dpa.pid, 0), 0);
+}
+
 static bool all_online(void *arg)
 {
 	(void)arg;
@@ -270,6 +362,7 @@ int main(void)
 		return 1;
 	CU_pSuite s = CU_add_suite("dp", suite_init, suite_clean);
 	CU_add_test(s, "enrolment, link, single-use token", test_enrol_and_link);
+	CU_add_test(s, "link messages need a point's proof", test_bad_links);
 	CU_add_test(s, "agents spread over two points", test_agents_spread);
 	CU_add_test(s, "commands and results through the points", test_commands_through_points);
 	CU_add_test(s, "agents fail over when a point stops", test_failover);
