@@ -87,7 +87,15 @@ static void on_enrol_ok(struct enrol *e, json_t *o)
 		finish(e, false, err);
 		return;
 	}
-	log_notice("agent: enrolled as %s with %s:%d", m.agent_id, e->o->host, e->o->port);
+	/* The push server the slave assigned at enrolment, when not itself. */
+	if (m.push_address &&
+	    astate_save_push(e->o->state_dir, m.push_address, m.push_port, err, sizeof(err)) != 0) {
+		finish(e, false, err);
+		return;
+	}
+	log_notice("agent: enrolled as %s with %s:%d%s%s", m.agent_id, e->o->host, e->o->port,
+		   m.push_address ? "; assigned to push server " : "",
+		   m.push_address ? m.push_address : "");
 	finish(e, true, NULL);
 }
 

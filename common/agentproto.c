@@ -210,9 +210,16 @@ int agentproto_decode_enrol(json_t *o, struct amsg_enrol *m, char *err, size_t e
 
 int agentproto_decode_enrol_ok(json_t *o, struct amsg_enrol_ok *m, char *err, size_t errlen)
 {
-	if (unpack("A_ENROL_OK", o, err, errlen, "{s:s, s:s}", "agent_id", &m->agent_id, "ca",
-		   &m->ca) != 0)
+	m->push_address = NULL;
+	m->push_port = 0;
+	if (unpack("A_ENROL_OK", o, err, errlen, "{s:s, s:s, s?{s:s, s:i}}", "agent_id",
+		   &m->agent_id, "ca", &m->ca, "push", "address", &m->push_address, "port",
+		   &m->push_port) != 0)
 		return -1;
+	if (m->push_address && !agentproto_host_ok(m->push_address))
+		return bad(err, errlen, "A_ENROL_OK", "push.address", "must be a host name or address");
+	if (m->push_address && (m->push_port < 1 || m->push_port > 65535))
+		return bad(err, errlen, "A_ENROL_OK", "push.port", "must be 1 to 65535");
 	if (!text_ok(m->agent_id, 64))
 		return bad(err, errlen, "A_ENROL_OK", "agent_id", "must be 1 to 64 characters");
 	if (!text_ok(m->ca, 16384))

@@ -27,7 +27,7 @@
 
 enum agent_msg {
 	A_ENROL = 100,	     /* agent -> server, pre-auth: {proto, token, key, hostname, os, agent_version, mode} */
-	A_ENROL_OK = 101,    /* server -> agent: {agent_id, ca} then the server closes */
+	A_ENROL_OK = 101,    /* server -> agent: {agent_id, ca, push?: {address, port}} then closes */
 	A_AUTH = 102,	     /* agent -> server, pre-auth: {proto, agent_id, sig, mode} */
 	A_AUTH_OK = 103,     /* server -> agent: {heartbeat, policy_version} */
 	A_HEARTBEAT = 110,   /* agent -> server: {} */
@@ -107,6 +107,8 @@ struct amsg_enrol {
 };
 struct amsg_enrol_ok {
 	const char *agent_id, *ca;
+	const char *push_address; /* NULL: connect to the slave itself */
+	int push_port;
 };
 struct amsg_auth {
 	int proto;

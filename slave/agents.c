@@ -234,8 +234,8 @@ int agents_token_check(struct db *db, const char *ca_pin, const char *kind, cons
 }
 
 int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg_enrol *m,
-		 const char *address, char uid[2 * AGENT_UID_HEX + 1], const char **code,
-		 char *err, size_t errlen)
+		 const char *address, char uid[2 * AGENT_UID_HEX + 1], int64_t *endpoint_id,
+		 const char **code, char *err, size_t errlen)
 {
 	char group[256] = "", group_id[32], used[24];
 	*code = NULL;
@@ -269,12 +269,15 @@ int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg
 	}
 	const char *p[] = { uid, m->hostname, m->os, m->agent_version, m->mode, m->key,
 			    group[0] ? group_id : NULL, address };
-	if (db_exec(db,
-		    "INSERT INTO endpoints (uid, hostname, os, agent_version, mode, agent_key, "
-		    "group_id, address) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, $8)",
-		    8, p, err, errlen) != 0 ||
+	char eid[24];
+	if (db_query_value(db,
+			   "INSERT INTO endpoints (uid, hostname, os, agent_version, mode, "
+			   "agent_key, group_id, address) VALUES ($1, $2, $3, $4, $5, $6, "
+			   "$7::bigint, $8) RETURNING id::text",
+			   8, p, eid, sizeof(eid), err, errlen) != 0 ||
 	    db_commit(db, err, errlen) != 0)
 		goto fail;
+	*endpoint_id = strtoll(eid, NULL, 10);
 	log_notice("agents: endpoint %s (%s) enrolled from %s%s%s", uid, m->hostname, address,
 		   group[0] ? " into " : "", group);
 	return 0;

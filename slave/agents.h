@@ -57,8 +57,8 @@ int agents_token_check(struct db *db, const char *ca_pin, const char *kind, cons
  * database failure.
  */
 int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg_enrol *m,
-		 const char *address, char uid[2 * AGENT_UID_HEX + 1], const char **code,
-		 char *err, size_t errlen);
+		 const char *address, char uid[2 * AGENT_UID_HEX + 1], int64_t *endpoint_id,
+		 const char **code, char *err, size_t errlen);
 
 struct agent_rec {
 	int64_t id;

@@ -448,8 +448,10 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
 		return;
 	}
+	int64_t eid;
+	struct dps_route r = { 0 };
 	int rc = agents_enrol(c->ps->d->db, c->ps->pki->pin, c->ps->d->cfg.seats, &m, c->ip, uid,
-			      &code, err, sizeof(err));
+			      &eid, &code, err, sizeof(err));
 	if (rc == 1) {
 		conn_fail(c, code, "%s", err);
 		return;
@@ -458,7 +460,17 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 		conn_internal(c, "enrolment", err);
 		return;
 	}
-	send_obj(c, A_ENROL_OK, json_pack("{s:s, s:s}", "agent_id", uid, "ca", c->ps->pki->ca_pem));
+	/* Assigned now, so the agent's first connection goes to its push server. */
+	if (c->ps->dps_known && dps_route(c->ps->d->db, eid, &r, err, sizeof(err)) != 0) {
+		log_warnx("push %s: no push server chosen at enrolment (the first connection "
+			  "will choose): %s", c->peer, err);
+		r.server = 0;
+	}
+	json_t *ok = json_pack("{s:s, s:s}", "agent_id", uid, "ca", c->ps->pki->ca_pem);
+	if (ok && r.server != 0)
+		json_object_set_new(ok, "push", json_pack("{s:s, s:i}", "address", r.address, "port",
+							 r.port));
+	send_obj(c, A_ENROL_OK, ok);
 	conn_enter(c, CONN_CLOSING);
 	conn_close(c, "enrolment done");
 }

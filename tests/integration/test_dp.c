@@ -275,9 +275,18 @@ static void test_agents_spread(void)
 				       "--token", tok, "--hostname", host, NULL),
 				0);
 		free(out);
-		agents[i] = hp_spawn_agent(alog[i], "-v", "-s", adir[i], "run", NULL);
 	}
 	free(tok);
+	/* Assigned at enrolment, least loaded first: alternately, and each agent
+	 * was told its push server (push.json) before it ever connected. */
+	CU_ASSERT_EQUAL(q("SELECT count(*) FROM push_assignments"), NAGENTS);
+	CU_ASSERT_EQUAL(q("SELECT max(assigned) - min(assigned) FROM push_servers"), 0);
+	for (int i = 0; i < NAGENTS; i++) {
+		char path[sizeof(adir[i]) + 16];
+		int n = snprintf(path, sizeof(path), "%s/push.json", adir[i]);
+		CU_ASSERT_TRUE(n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0);
+		agents[i] = hp_spawn_agent(alog[i], "-v", "-s", adir[i], "run", NULL);
+	}
 	CU_ASSERT_TRUE(hp_wait(spread_settled, NULL, 30));
 	/* Least loaded: 3 and 3. */
 	CU_ASSERT_EQUAL(q("SELECT count(*) FROM push_assignments a JOIN push_servers p ON p.id = "

@@ -158,6 +158,47 @@ static int d_ack(json_t *o, char *e, size_t n)
 	return agentproto_decode_ack(o, "seq", &v, e, n);
 }
 
+static int d_enrol_ok(json_t *o, char *e, size_t n)
+{
+	struct amsg_enrol_ok m;
+	return agentproto_decode_enrol_ok(o, &m, e, n);
+}
+static int d_redirect(json_t *o, char *e, size_t n)
+{
+	struct amsg_redirect m;
+	return agentproto_decode_redirect(o, &m, e, n);
+}
+static int d_dp_enrol(json_t *o, char *e, size_t n)
+{
+	struct amsg_dp_enrol m;
+	return agentproto_decode_dp_enrol(o, &m, e, n);
+}
+static int d_dp_enrol_ok(json_t *o, char *e, size_t n)
+{
+	struct amsg_dp_enrol_ok m;
+	return agentproto_decode_dp_enrol_ok(o, &m, e, n);
+}
+static int d_dp_auth(json_t *o, char *e, size_t n)
+{
+	struct amsg_dp_auth m;
+	return agentproto_decode_dp_auth(o, &m, e, n);
+}
+static int d_dp_open(json_t *o, char *e, size_t n)
+{
+	struct amsg_dp_open m;
+	return agentproto_decode_dp_open(o, &m, e, n);
+}
+static int d_dp_close(json_t *o, char *e, size_t n)
+{
+	struct amsg_dp_close m;
+	return agentproto_decode_dp_close(o, &m, e, n);
+}
+static int d_dp_load(json_t *o, char *e, size_t n)
+{
+	int64_t v;
+	return agentproto_decode_count(o, "A_DP_LOAD", "connections", 10000000, &v, e, n);
+}
+
 #define KEY64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define SIG128 KEY64 KEY64
 
@@ -203,6 +244,36 @@ static void test_decoders(void)
 		{ d_ack, "{\"seq\":7}", NULL },
 		{ d_ack, "{\"seq\":7,\"id\":1}", "ack" },
 		{ d_ack, "{\"id\":1}", "ack" },
+		{ d_enrol_ok, "{\"agent_id\":\"a\",\"ca\":\"pem\"}", NULL },
+		{ d_enrol_ok, "{\"agent_id\":\"a\",\"ca\":\"pem\",\"push\":{\"address\":"
+			      "\"dp1.example\",\"port\":7074}}", NULL },
+		{ d_enrol_ok, "{\"agent_id\":\"a\",\"ca\":\"pem\",\"push\":{\"address\":"
+			      "\"dp1 example\",\"port\":7074}}", "push.address" },
+		{ d_enrol_ok, "{\"agent_id\":\"a\",\"ca\":\"pem\",\"push\":{\"address\":"
+			      "\"dp1\",\"port\":0}}", "push.port" },
+		{ d_enrol_ok, "{\"agent_id\":\"a\",\"ca\":\"pem\",\"push\":{\"address\":"
+			      "\"dp1\"}}", "A_ENROL_OK" },
+		{ d_redirect, "{\"address\":\"10.1.2.3\",\"port\":7074}", NULL },
+		{ d_redirect, "{\"address\":\"a/b\",\"port\":7074}", "'address'" },
+		{ d_redirect, "{\"address\":\"h\",\"port\":65536}", "'port'" },
+		{ d_dp_enrol, "{\"proto\":1,\"token\":\"t\",\"name\":\"dp-1\",\"csr\":\"pem\","
+			      "\"address\":\"dp1.example\",\"port\":7074}", NULL },
+		{ d_dp_enrol, "{\"proto\":1,\"token\":\"t\",\"name\":\"dp 1\",\"csr\":\"pem\","
+			      "\"address\":\"dp1.example\",\"port\":7074}", "'name'" },
+		{ d_dp_enrol, "{\"proto\":1,\"token\":\"t\",\"name\":\"dp\",\"csr\":\"pem\","
+			      "\"address\":\"\",\"port\":7074}", "'address'" },
+		{ d_dp_enrol_ok, "{\"dp_id\":3,\"cert\":\"c\",\"ca\":\"c\"}", NULL },
+		{ d_dp_enrol_ok, "{\"dp_id\":0,\"cert\":\"c\",\"ca\":\"c\"}", "'dp_id'" },
+		{ d_dp_auth, "{\"proto\":1,\"dp_id\":3,\"sig\":\"" SIG128 "\"}", NULL },
+		{ d_dp_auth, "{\"proto\":1,\"dp_id\":3,\"sig\":\"xyz\"}", "'sig'" },
+		{ d_dp_open, "{\"vid\":1,\"address\":\"10.0.0.9\",\"ekm\":\"" KEY64 "\"}", NULL },
+		{ d_dp_open, "{\"vid\":0,\"address\":\"10.0.0.9\",\"ekm\":\"" KEY64 "\"}",
+		  "'vid'" },
+		{ d_dp_open, "{\"vid\":1,\"address\":\"10.0.0.9\",\"ekm\":\"00\"}", "'ekm'" },
+		{ d_dp_close, "{\"vid\":1,\"reason\":\"\"}", NULL },
+		{ d_dp_close, "{\"vid\":1}", "A_DP_CLOSE" },
+		{ d_dp_load, "{\"connections\":12}", NULL },
+		{ d_dp_load, "{\"connections\":-1}", "'connections'" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[512] = "";
@@ -221,6 +292,24 @@ static void test_decoders(void)
 		}
 		json_decref(o);
 	}
+}
+
+/* A_DP_FRAME's header round trip, and a payload too short for it. */
+static void test_dp_frame(void)
+{
+	uint8_t buf[DP_FRAME_HDR + 3];
+	uint64_t vid;
+	uint16_t type;
+	agentproto_dp_frame_hdr(buf, 0x0102030405060708ull, A_HEARTBEAT);
+	memcpy(buf + DP_FRAME_HDR, "{}x", 3);
+	CU_ASSERT_EQUAL(agentproto_dp_frame_split(buf, sizeof(buf), &vid, &type), 0);
+	CU_ASSERT_EQUAL(vid, 0x0102030405060708ull);
+	CU_ASSERT_EQUAL(type, A_HEARTBEAT);
+	CU_ASSERT_EQUAL(agentproto_dp_frame_split(buf, DP_FRAME_HDR - 1, &vid, &type), -1);
+	CU_ASSERT_TRUE(agentproto_host_ok("dp-3.paris.example.com"));
+	CU_ASSERT_TRUE(agentproto_host_ok("2001:db8::1"));
+	CU_ASSERT_FALSE(agentproto_host_ok(""));
+	CU_ASSERT_FALSE(agentproto_host_ok("a b"));
 }
 
 static void test_policy_heartbeat(void)
@@ -297,6 +386,7 @@ int main(void)
 	CU_add_test(s, "key proof bound to the TLS session", test_proof);
 	CU_add_test(s, "decoders", test_decoders);
 	CU_add_test(s, "allow-list", test_allow_list);
+	CU_add_test(s, "distribution point frame header", test_dp_frame);
 	CU_add_test(s, "policy heartbeat setting", test_policy_heartbeat);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
