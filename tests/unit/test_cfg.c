@@ -113,6 +113,7 @@ static void test_examples_load(void)
 	} cases[] = {
 		{ "conf/master.xml", CFG_ROLE_MASTER, "master-1" },
 		{ "conf/slave.xml", CFG_ROLE_SLAVE, "branch-paris" },
+		{ "conf/dp.xml", CFG_ROLE_DP, "dp-paris-3rd-floor" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char path[PATH_MAX];
@@ -132,6 +133,11 @@ static void test_examples_load(void)
 		memcpy(def.name, c.name, sizeof(def.name));
 		memcpy(def.master_host, c.master_host, sizeof(def.master_host));
 		memcpy(def.master_token, c.master_token, sizeof(def.master_token));
+		memcpy(def.slave_host, c.slave_host, sizeof(def.slave_host));
+		memcpy(def.slave_token, c.slave_token, sizeof(def.slave_token));
+		/* A point's address is its identity towards agents. */
+		if (cases[i].role == CFG_ROLE_DP)
+			memcpy(def.push_hosts, c.push_hosts, sizeof(def.push_hosts));
 		CU_ASSERT_EQUAL(memcmp(&c, &def, sizeof(c)), 0);
 	}
 }
@@ -417,6 +423,25 @@ static void test_errors(void)
 		  "Entity 'foo' not defined" },
 		{ CFG_ROLE_MASTER, "<server role='master' name='m'/><server/>",
 		  "Extra content at the end of the document" },
+		/* distribution points */
+		{ CFG_ROLE_DP, "<server role=\"dp\" name=\"d\"/>",
+		  "slave/@host is needed" },
+		{ CFG_ROLE_DP,
+		  "<server role=\"dp\" name=\"d\"><slave host=\"s\"/><push port=\"0\"/></server>",
+		  "push/@port: a distribution point needs a port" },
+		{ CFG_ROLE_DP,
+		  "<server role=\"dp\" name=\"d\"><slave host=\"s\"/>"
+		  "<database conninfo=\"x\"/></server>",
+		  "<database> is a master and slave setting; this file is for role dp" },
+		{ CFG_ROLE_DP,
+		  "<server role=\"dp\" name=\"d\"><slave host=\"s\"/><push heartbeat=\"9\"/>"
+		  "</server>",
+		  "push/@heartbeat is a slave setting; this file is for role dp" },
+		{ CFG_ROLE_SLAVE, "<server role=\"slave\" name=\"s\"><slave host=\"x\"/></server>",
+		  "<slave> is a distribution point setting; this file is for role slave" },
+		{ CFG_ROLE_SLAVE, "<server role=\"dp\" name=\"d\"><slave host=\"x\"/></server>",
+		  "this file is for role dp; strata-slave needs role slave" },
+		{ CFG_ROLE_DP, "<server role=\"boss\" name=\"d\"/>", "role" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_error(cases[i].xml, cases[i].role, cases[i].want);
