@@ -269,6 +269,29 @@ void hp_cleanup(struct hnode *n)
 	}
 }
 
+void hp_check_log(const char *log)
+{
+	if (hp_file_contains(log, "Sanitizer") || hp_file_contains(log, "runtime error:")) {
+		fprintf(stderr, "harness: sanitizer report in %s\n", log);
+		daemon_failures++;
+	}
+}
+
+void hp_stop_checked(pid_t *pid, const char *log)
+{
+	int st = 0;
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		if (waitpid(*pid, &st, 0) == *pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			fprintf(stderr, "harness: process %d (%s) ended with status 0x%x\n", (int)*pid,
+				log, st);
+			daemon_failures++;
+		}
+	}
+	*pid = 0;
+	hp_check_log(log);
+}
+
 PGconn *hp_db(struct hnode *n)
 {
 	char *ci = hpg_conninfo(n->dbname);

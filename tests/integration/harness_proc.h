@@ -88,6 +88,10 @@ pid_t hp_spawn_agent(const char *log, ...) __attribute__((sentinel));
 /* The distribution point binary; hp_spawn_dp starts it with -c cfg, output to log. */
 #define HP_DP STRATA_BINARY_DIR "/strata-dp"
 pid_t hp_spawn_dp(const char *log, const char *cfg);
+/* A sanitizer report in log fails the suite. */
+void hp_check_log(const char *log);
+/* SIGTERM to *pid (when > 0), which must then exit 0, and hp_check_log(log). */
+void hp_stop_checked(pid_t *pid, const char *log);
 /* Sends sig to *pid (when > 0), reaps it and sets *pid to 0. */
 void hp_reap(pid_t *pid, int sig);
 

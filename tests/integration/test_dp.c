@@ -103,10 +103,13 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-	for (int i = 0; i < NAGENTS; i++)
+	for (int i = 0; i < NAGENTS; i++) {
 		hp_reap(&agents[i], SIGTERM);
-	hp_reap(&dpa.pid, SIGTERM);
-	hp_reap(&dpb.pid, SIGTERM);
+		if (alog[i][0])
+			hp_check_log(alog[i]);
+	}
+	hp_stop_checked(&dpa.pid, dpa.log);
+	hp_stop_checked(&dpb.pid, dpb.log);
 	hp_cleanup(&slave);
 	hp_cleanup(&master);
 	return 0;
@@ -135,6 +138,7 @@ static void test_enrol_and_link(void)
 	again.pid = hp_spawn_dp(again.log, again.cfg);
 	CU_ASSERT_TRUE(hp_wait_file_contains(again.log, "used up", 20));
 	hp_reap(&again.pid, SIGTERM);
+	hp_check_log(again.log);
 	free(tok);
 
 	/* An agent token cannot enrol a distribution point. */
@@ -144,11 +148,12 @@ static void test_enrol_and_link(void)
 	agent_tok.pid = hp_spawn_dp(agent_tok.log, agent_tok.cfg);
 	CU_ASSERT_TRUE(hp_wait_file_contains(agent_tok.log, "unknown distribution point token", 20));
 	hp_reap(&agent_tok.pid, SIGTERM);
+	hp_check_log(agent_tok.log);
 	free(tok);
 	CU_ASSERT_EQUAL(q("SELECT count(*) FROM push_servers"), 1);
 
 	/* A restart links again with the kept identity (no token needed). */
-	hp_reap(&dpa.pid, SIGTERM);
+	hp_stop_checked(&dpa.pid, dpa.log);
 	CU_ASSERT_EQUAL_FATAL(dp_init(&dpa, "dp-a", NULL), 0);
 	dpa.pid = hp_spawn_dp(dpa.log, dpa.cfg);
 	CU_ASSERT_TRUE(hp_wait(dp_online, &dpa, 20));
@@ -339,6 +344,7 @@ static bool failed_over(void *arg)
 static void test_failover(void)
 {
 	hp_reap(&dpa.pid, SIGKILL);
+	hp_check_log(dpa.log);
 	/* The bound: back on another point of the group within 30 s. */
 	CU_ASSERT_TRUE(hp_wait(failed_over, NULL, 30));
 	CU_ASSERT_EQUAL(q("SELECT count(*) FROM push_servers WHERE name = 'dp-a' AND online"), 0);
@@ -362,7 +368,9 @@ static void test_remove(void)
 	 * its agents come back to the slave's own push server. */
 	CU_ASSERT_TRUE(hp_wait(dp_b_gone, NULL, 30));
 	CU_ASSERT_TRUE(hp_wait(all_online, NULL, 30));
+	/* Refused by the slave, it ended itself with status 1. */
 	hp_reap(&dpb.pid, SIGTERM);
+	hp_check_log(dpb.log);
 }
 
 int main(void)
