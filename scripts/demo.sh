@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: a master and two slaves on a throwaway
-# PostgreSQL cluster, and real agents enrolled with each slave. Registers
-# both slaves, runs tasks on the agents, pushes a policy down, syncs, and
-# prints a report across both slaves. Stops everything it started.
+# PostgreSQL cluster, a distribution point for site-b's branch, and real
+# agents enrolled with each slave (site-b's reach it through the point).
+# Registers both slaves, runs tasks on the agents, pushes a policy down,
+# syncs, and prints a report across both slaves. Stops everything it
+# started.
 #
 #   scripts/demo.sh            run and clean up
 #   KEEP=1 scripts/demo.sh     leave the daemons running (prints how to stop)
@@ -48,6 +50,7 @@ for s in site-a site-b; do
 done
 
 ctl() { local node=$1; shift; build/strata-ctl -s "$work/$node/admin.sock" "$@"; }
+agent_port() { sed -n 's/.*<push address="127.0.0.1" port="\([0-9]*\)".*/\1/p' "$work/$1/server.xml"; }
 start() { # binary node
 	"build/$1" -c "$work/$2/server.xml" >>"$work/$2/daemon.log" 2>&1 &
 	pids+=($!)
@@ -71,11 +74,33 @@ for s in site-a site-b; do
 	ctl "$s" register --master "127.0.0.1:$mport" --token "$token"
 done
 
-step "agents: 4 on site-a, 3 on site-b, enrolled with per-slave tokens"
+step "distribution point dp-b1 for site-b's /branch (its own push port, no database)"
+dport=$((mport + 10))
+mkdir -p "$work/dp-b1"
+chmod 700 "$work/dp-b1"
+dptoken=$(ctl site-b --json dp-token create --group /branch | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+cat >"$work/dp-b1/server.xml" <<EOF
+<?xml version="1.0"?>
+<server role="dp" name="dp-b1">
+  <data-dir>$work/dp-b1</data-dir>
+  <log level="info"/>
+  <push address="127.0.0.1" port="$dport" hosts="127.0.0.1"/>
+  <slave host="127.0.0.1" port="$(agent_port site-b)" token="$dptoken"/>
+</server>
+EOF
+build/strata-dp -T -c "$work/dp-b1/server.xml"
+build/strata-dp -c "$work/dp-b1/server.xml" >>"$work/dp-b1/daemon.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+	ctl site-b --json dp list | grep -q '"online"' && break
+	sleep 0.1
+done
+ctl site-b dp list
+
+step "agents: 4 on site-a, 3 on site-b (through dp-b1), enrolled with per-slave tokens"
 mkdir -p "$work/scan"
 printf 'EICAR-like test payload\n' >"$work/scan/suspicious.bin"
 printf 'harmless\n' >"$work/scan/notes.txt"
-agent_port() { sed -n 's/.*<push address="127.0.0.1" port="\([0-9]*\)".*/\1/p' "$work/$1/server.xml"; }
 n=0
 for s in site-a site-b; do
 	count=4; [ "$s" = site-b ] && count=3
@@ -97,6 +122,12 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 ctl site-a endpoint list
+# The point reports its connections every 5 s.
+for _ in $(seq 60); do
+	ctl site-b --json dp list | grep -q '"connections": *3' && break
+	sleep 0.2
+done
+ctl site-b dp list
 
 step "a block list and a scan on every site-a agent"
 sha=$(sha256sum "$work/scan/suspicious.bin" | cut -d' ' -f1)
@@ -118,13 +149,13 @@ ctl site-a sync now
 ctl site-b sync now
 
 step "a master-owned policy, pushed down"
-ctl hq policy create baseline --settings '{"heartbeat_interval": 60, "scan_on_access": true}'
+ctl hq policy create baseline --settings '{"heartbeat": 60, "scan_on_access": true}'
 ctl hq slave sync site-a
 ctl site-b sync now
 sleep 1
 ctl site-a policy list
 echo "(editing it on the slave is refused:)"
-ctl site-a policy update baseline --settings '{"heartbeat_interval": 5}' || true
+ctl site-a policy update baseline --settings '{"heartbeat": 5}' || true
 
 step "slaves as the master sees them"
 ctl hq slave list
