@@ -16,6 +16,7 @@
 #include "agentproto.h"
 #include "chan.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "tls.h"
 
@@ -187,17 +188,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	int port = 0;
-	snprintf(a->ip, sizeof(a->ip), "?");
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, a->ip, sizeof(a->ip));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, a->ip, sizeof(a->ip));
-		port = ntohs(in6->sin6_port);
-	}
+	int port;
+	net_peer(sa, a->ip, sizeof(a->ip), &port);
 	snprintf(a->peer, sizeof(a->peer), "%s:%d", a->ip, port);
 	SSL *ssl = SSL_new(r->server_ctx);
 	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(r->d->base, fd, ssl,
@@ -550,30 +542,10 @@ static int load_identity(struct relay *r, char *err, size_t errlen)
 
 static int open_listener(struct relay *r, char *err, size_t errlen)
 {
-	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
 	const struct cfg *cfg = &r->d->cfg;
-	char port[8];
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
-	snprintf(port, sizeof(port), "%d", cfg->push_port);
-	int rc = evutil_getaddrinfo(cfg->push_address, port, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "push address '%s': %s", cfg->push_address,
-			 evutil_gai_strerror(rc));
-		return -1;
-	}
-	r->listener = evconnlistener_new_bind(r->d->base, on_accept, r,
-					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						  LEV_OPT_CLOSE_ON_EXEC,
-					      512, ai->ai_addr, (int)ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
-	if (!r->listener) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->push_address,
-			 cfg->push_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return -1;
-	}
-	return 0;
+	r->listener = net_listen(r->d->base, "push", cfg->push_address, cfg->push_port, false, 512,
+				 on_accept, r, err, errlen);
+	return r->listener ? 0 : -1;
 }
 
 struct relay *relay_start(struct daemon *d, char *err, size_t errlen)

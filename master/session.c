@@ -12,6 +12,7 @@
 #include "apply.h"
 #include "chan.h"
 #include "log.h"
+#include "net.h"
 #include "migrate.h"
 #include "proto.h"
 #include "publish.h"
@@ -424,17 +425,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      void *arg)
 {
 	struct master *m = arg;
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
+	char host[INET6_ADDRSTRLEN];
+	int port;
+	net_peer(sa, host, sizeof(host), &port);
 	SSL *ssl = SSL_new(m->pki.ctx);
 	if (!ssl) {
 		log_warnx("session: cannot create a TLS session for %s", host);
@@ -472,37 +465,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 }
 
-static void on_listen_error(struct evconnlistener *l, void *arg)
-{
-	int e = EVUTIL_SOCKET_ERROR();
-	log_warnx("session: accept failed: %s", evutil_socket_error_to_string(e));
-}
-
 int session_listen(struct master *m, char *err, size_t errlen)
 {
-	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
-	char port[8];
 	TAILQ_INIT(&m->sessions);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
-	snprintf(port, sizeof(port), "%d", m->d.cfg.listen_port);
-	int rc = evutil_getaddrinfo(m->d.cfg.listen_address, port, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "sync-listen address '%s': %s", m->d.cfg.listen_address,
-			 evutil_gai_strerror(rc));
+	m->listener = net_listen(m->d.base, "sync-listen", m->d.cfg.listen_address,
+				 m->d.cfg.listen_port, false, 128, on_accept, m, err, errlen);
+	if (!m->listener)
 		return -1;
-	}
-	m->listener = evconnlistener_new_bind(
-		m->d.base, on_accept, m, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-		128, ai->ai_addr, (int)ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
-	if (!m->listener) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", m->d.cfg.listen_address,
-			 m->d.cfg.listen_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return -1;
-	}
-	evconnlistener_set_error_cb(m->listener, on_listen_error);
 	log_notice("session: listening for slaves on %s:%d (TLS 1.3)", m->d.cfg.listen_address,
 		   m->d.cfg.listen_port);
 	return 0;

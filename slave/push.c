@@ -19,6 +19,7 @@
 #include "chan.h"
 #include "iprange.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "tls.h"
 
@@ -34,7 +35,6 @@
 #define DP_CERT_DAYS 825
 #define DP_LINK_TIMEOUT 30 /* s without A_DP_LOAD (sent every 5 s) that end a link */
 #define VID_BUCKETS 1024   /* per link; chains grow past that */
-#define DPS_CHECK_TICKS 5  /* flush ticks between looks for distribution points */
 
 enum conn_state {
 	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
@@ -105,8 +105,7 @@ struct push_server {
 	struct conn_list conns;
 	int nconns;	   /* every connection, relayed ones included */
 	int nsockets;	   /* this process's own sockets (max-connections) */
-	bool dps_known;	   /* a distribution point is enrolled: route every A_AUTH */
-	int dps_ticks;
+	bool dps_known;	   /* a distribution point is enrolled: route every A_AUTH (strata_push_servers) */
 	struct conn_list dead; /* relayed connections ended, to free from the loop */
 	struct event *dead_ev;
 	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
@@ -1202,21 +1201,6 @@ static const struct chan_cbs conn_cbs = {
 	.on_close = on_close,
 };
 
-static void peer_name(struct sockaddr *sa, char *ip, size_t iplen, int *port)
-{
-	snprintf(ip, iplen, "?");
-	*port = 0;
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)iplen);
-		*port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
-		*port = ntohs(in6->sin6_port);
-	}
-}
-
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
@@ -1227,7 +1211,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	peer_name(sa, c->ip, sizeof(c->ip), &port);
+	net_peer(sa, c->ip, sizeof(c->ip), &port);
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", c->ip, port);
 	SSL *ssl = SSL_new(ps->pki->ctx);
 	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(ps->d->base, fd, ssl,
@@ -1306,12 +1290,7 @@ static void dps_check(struct push_server *ps)
 
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct push_server *ps = arg;
-	flush_seen(ps);
-	if (++ps->dps_ticks >= DPS_CHECK_TICKS) {
-		ps->dps_ticks = 0;
-		dps_check(ps);
-	}
+	flush_seen(arg);
 }
 
 static void listen_commands(struct push_server *ps);
@@ -1371,6 +1350,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 			commands = true;
 		else if (strcmp(n->relname, "strata_agent_auth") == 0)
 			on_auth_notice(ps, n->extra);
+		else if (strcmp(n->relname, "strata_push_servers") == 0)
+			dps_check(ps);
 		else if (strcmp(n->relname, "strata_revoked") == 0) {
 			struct agent_conn *c = hash_find(ps, strtoll(n->extra, NULL, 10));
 			if (c)
@@ -1400,7 +1381,8 @@ static void listen_commands(struct push_server *ps)
 	}
 	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0 ||
 	    db_exec(ps->listen_db, "LISTEN strata_revoked", 0, NULL, err, sizeof(err)) != 0 ||
-	    db_exec(ps->listen_db, "LISTEN strata_agent_auth", 0, NULL, err, sizeof(err)) != 0) {
+	    db_exec(ps->listen_db, "LISTEN strata_agent_auth", 0, NULL, err, sizeof(err)) != 0 ||
+	    db_exec(ps->listen_db, "LISTEN strata_push_servers", 0, NULL, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
 		return;
 	}
@@ -1413,37 +1395,17 @@ static void listen_commands(struct push_server *ps)
 		return;
 	}
 	/* Notifications sent while nobody listened are lost: look again. */
+	dps_check(ps);
 	deliver_new(ps);
 }
 
 static int open_listener(struct push_server *ps, char *err, size_t errlen)
 {
-	struct evutil_addrinfo hints = { 0 }, *ai = NULL;
 	const struct cfg *cfg = &ps->d->cfg;
-	char port[8];
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
-	snprintf(port, sizeof(port), "%d", cfg->push_port);
-	int rc = evutil_getaddrinfo(cfg->push_address, port, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "push address '%s': %s", cfg->push_address,
-			 evutil_gai_strerror(rc));
-		return -1;
-	}
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 	/* Workers share the port; the kernel spreads new connections over them. */
-	if (ps->d->worker > 0)
-		flags |= LEV_OPT_REUSEABLE_PORT;
-	ps->listener = evconnlistener_new_bind(ps->d->base, on_accept, ps, flags, 512,
-					       ai->ai_addr, (int)ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
-	if (!ps->listener) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->push_address,
-			 cfg->push_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return -1;
-	}
-	return 0;
+	ps->listener = net_listen(ps->d->base, "push", cfg->push_address, cfg->push_port,
+				  ps->d->worker > 0, 512, on_accept, ps, err, errlen);
+	return ps->listener ? 0 : -1;
 }
 
 struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, char *err,

@@ -33,3 +33,14 @@ CREATE TABLE push_assignments (
 	server_id bigint NOT NULL REFERENCES push_servers (id) ON DELETE CASCADE
 );
 CREATE INDEX push_assignments_server ON push_assignments (server_id);
+
+-- Push servers learn that distribution points exist (or no longer do)
+-- from this notification, not by asking every few seconds.
+CREATE FUNCTION push_servers_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('strata_push_servers', '');
+	RETURN NULL;
+END $$;
+CREATE TRIGGER push_servers_notify AFTER INSERT OR DELETE OR UPDATE OF revoked ON push_servers
+	FOR EACH STATEMENT EXECUTE FUNCTION push_servers_notify();

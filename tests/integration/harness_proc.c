@@ -361,17 +361,6 @@ bool hp_file_contains(const char *path, const char *needle)
 	return found;
 }
 
-struct log_wait {
-	struct hnode *n;
-	const char *needle;
-};
-
-static bool log_cond(void *arg)
-{
-	struct log_wait *w = arg;
-	return hp_log_contains(w->n, w->needle);
-}
-
 struct file_wait {
 	const char *path, *needle;
 };
@@ -390,8 +379,7 @@ bool hp_wait_file_contains(const char *path, const char *needle, int timeout_s)
 
 bool hp_wait_log(struct hnode *n, const char *needle, int timeout_s)
 {
-	struct log_wait w = { n, needle };
-	return hp_wait(log_cond, &w, timeout_s);
+	return hp_wait_file_contains(n->log, needle, timeout_s);
 }
 
 int hp_enrol(struct hnode *master, struct hnode *slave)
