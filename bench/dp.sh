@@ -115,6 +115,10 @@ wait_quiet() {
 	waited_quiet=$((waited_quiet + $(date +%s) - t0))
 	sleep 2 # its servers stop after its simulators
 }
+# phase_end NAME: notes a phase during which another benchmark's simulators
+# started, so its figures are marked as measured on a shared machine.
+disturbed=()
+phase_end() { [ "$(foreign_sims)" = 0 ] || { disturbed+=("$1"); say "another benchmark started during $1"; }; }
 
 say "PostgreSQL cluster on port $pgport"
 scripts/pg.sh start "$work/pg" "$pgport" >/dev/null
@@ -195,6 +199,7 @@ connect_ok=1
 wait_for "all $agents agents online" 180 all_online || connect_ok=0
 connect_s=$(elapsed "$t0" "$(now)")
 connected=$(online)
+phase_end connection
 say "$connected online after $connect_s s ($(rate "$connected" "$connect_s")/s)"
 # The points report their connections every 5 s.
 q_relayed() { [ "$(sql -c "SELECT coalesce(sum(connections), 0) FROM push_servers WHERE online")" -ge "$agents" ]; }
@@ -236,6 +241,7 @@ while :; do
 done
 [ -n "$delivered_s" ] || delivered_s=-1
 [ -n "$acked_s" ] || acked_s=-1
+phase_end command
 # The same from the database's clocks: the INSERT's transaction start to the
 # last delivered_at (commands taken for sending) and the last acked_at.
 read -r db_delivered_s db_acked_s <<<"$(sql -F ' ' -c "SELECT round(extract(epoch FROM max(delivered_at) - min(created_at))::numeric, 3), round(extract(epoch FROM max(acked_at) - min(created_at))::numeric, 3) FROM agent_commands")"
@@ -271,6 +277,7 @@ failed_over() {
 failover_ok=1
 wait_for "all $agents agents connected through ${dp_names[$survivor]} after the kill" 90 failed_over || failover_ok=0
 failover_s=$(elapsed "$t0" "$(now)")
+phase_end failover
 victim_offline=$(sql -c "SELECT count(*) FROM push_servers WHERE name = '${dp_names[$victim]}' AND NOT online")
 fail1=$(sim_sum failures)
 lost=$((agents - min_connected))
@@ -342,6 +349,7 @@ $workers push worker(s) on the slave, $agents agents.
 | one command: acknowledged by all | $acked_s s (database: $db_acked_s s; INSERT of $agents rows: $insert_s s) | ≤ 1 s | $pass_cmd |
 | failover after kill -9 of a point ($lost agents) | $failover_s s (reported by the other point after $reported_s s) | ≤ 30 s | $pass_failover |
 MD
+	[ "${#disturbed[@]}" = 0 ] || printf '\nAnother benchmark'"'"'s simulators started during these phases of the run, whose figures are therefore pessimistic: %s.\n' "${disturbed[*]}" >>"$section"
 	bench_replace_section "$doc" "Distribution points" "$section"
 fi
 
@@ -354,7 +362,8 @@ printf '"rss_bytes_per_relayed_conn":{"%s":%s,"%s":%s,"mean":%s,"after_failover"
 printf '"command_insert_s":%s,"command_all_delivered_s":%s,"command_all_delivered_db_s":%s,"command_last_received_s":%s,' \
 	"$insert_s" "$delivered_s" "${db_delivered_s:-null}" "$received_s"
 printf '"command_all_acked_s":%s,"command_all_acked_db_s":%s,"unacked":%s,' "$acked_s" "${db_acked_s:-null}" "$unacked"
-printf '"failover_agents":%d,"failover_s":%s,"failover_reported_s":%s,"failed_attempts_during_failover":%s,"waited_for_other_bench_s":%d,' \
-	"$lost" "$failover_s" "$reported_s" "$((fail1 - fail0))" "$waited_quiet"
+printf '"failover_agents":%d,"failover_s":%s,"failover_reported_s":%s,"failed_attempts_during_failover":%s,"waited_for_other_bench_s":%d,"disturbed":[%s],' \
+	"$lost" "$failover_s" "$reported_s" "$((fail1 - fail0))" "$waited_quiet" \
+	"$(printf '"%s",' "${disturbed[@]+"${disturbed[@]}"}" | sed 's/,$//; s/^""$//')"
 printf '"pass":{"connected":"%s","spread":"%s","command":"%s","failover":"%s"}}\n' \
 	"$pass_connect" "$pass_spread" "$pass_cmd" "$pass_failover"
