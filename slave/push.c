@@ -32,6 +32,7 @@
 
 enum conn_state {
 	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
+	CONN_PROVING, /* A_AUTH read; its key is looked up and checked in the next batch */
 	CONN_AUTHING, /* the key is proven; the status is not written yet */
 	CONN_AUTHED,  /* the agent proved its key and A_AUTH_OK went out */
 	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
@@ -42,6 +43,8 @@ static const char *conn_state_name(enum conn_state st)
 	switch (st) {
 	case CONN_PREAUTH:
 		return "PREAUTH";
+	case CONN_PROVING:
+		return "PROVING";
 	case CONN_AUTHING:
 		return "AUTHING";
 	case CONN_AUTHED:
@@ -52,11 +55,19 @@ static const char *conn_state_name(enum conn_state st)
 	return "?";
 }
 
+/* What an A_AUTH claims, kept only until the batch that checks it. */
+struct auth_claim {
+	char agent_id[65];
+	char sig[129];
+};
+
 struct agent_conn {
 	TAILQ_ENTRY(agent_conn) entry;
-	/* In ps->authing while CONN_AUTHING, in ps->dirty while dirty (only
-	 * once authed): one link serves both lists. */
+	/* In ps->proving while CONN_PROVING, in ps->authing while
+	 * CONN_AUTHING, in ps->dirty while dirty (only once authed): one link
+	 * serves the three lists. */
 	TAILQ_ENTRY(agent_conn) qentry;
+	struct auth_claim *claim; /* while CONN_PROVING */
 	struct agent_conn *hnext;	/* bucket chain of ps->byid */
 	bool hashed;			/* in ps->byid under agent.id */
 	bool reachable;			/* 'online', else 'unreachable' */
@@ -86,6 +97,7 @@ struct push_server {
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;
 	size_t nbuckets, nhashed;
+	struct conn_list proving; /* A_AUTH read, key to look up in the next batch */
 	struct conn_list authing; /* key proven, status to write in the next batch */
 	struct conn_list dirty;	  /* last_seen to write in the next flush */
 	size_t ndirty;
@@ -182,6 +194,11 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 			  conn_state_name(next));
 	if (c->st == CONN_AUTHING && next != CONN_AUTHING)
 		TAILQ_REMOVE(&c->ps->authing, c, qentry);
+	if (c->st == CONN_PROVING && next != CONN_PROVING) {
+		TAILQ_REMOVE(&c->ps->proving, c, qentry);
+		free(c->claim);
+		c->claim = NULL;
+	}
 	/* A closing connection no longer stands for its endpoint. */
 	if (next == CONN_CLOSING)
 		hash_remove(c->ps, c);
@@ -330,7 +347,6 @@ static void on_auth(struct agent_conn *c, json_t *o)
 {
 	struct amsg_auth m;
 	char err[1024];
-	struct cfg *cfg = &c->ps->d->cfg;
 	if (agentproto_decode_auth(o, &m, err, sizeof(err)) != 0) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
@@ -340,21 +356,30 @@ static void on_auth(struct agent_conn *c, json_t *o)
 			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
 		return;
 	}
-	int rc = agents_lookup(c->ps->d->db, m.agent_id, &c->agent, err, sizeof(err));
-	if (rc < 0) {
-		conn_internal(c, "agent lookup", err);
+	c->claim = malloc(sizeof(*c->claim));
+	if (!c->claim) {
+		conn_internal(c, "authentication", "out of memory");
 		return;
 	}
-	if (rc == 1) {
-		conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; enrol "
-			  "again with a new token", m.agent_id);
-		return;
-	}
-	if (agentproto_verify(chan_ssl(c->ch), c->agent.key, m.sig) != 0) {
+	snprintf(c->claim->agent_id, sizeof(c->claim->agent_id), "%s", m.agent_id);
+	snprintf(c->claim->sig, sizeof(c->claim->sig), "%s", m.sig);
+	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
+	/* The key lookup waits for the batch: one SELECT for every A_AUTH meanwhile. */
+	conn_enter(c, CONN_PROVING);
+	TAILQ_INSERT_TAIL(&c->ps->proving, c, qentry);
+	batch_schedule(c->ps);
+}
+
+/* The claim's agent exists (rec): checks its key proof and queues its status write. */
+static void auth_claimed(struct agent_conn *c, const struct agent_rec *rec)
+{
+	struct push_server *ps = c->ps;
+	struct cfg *cfg = &ps->d->cfg;
+	c->agent = *rec;
+	if (agentproto_verify(chan_ssl(c->ch), c->agent.key, c->claim->sig) != 0) {
 		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
 		return;
 	}
-	struct push_server *ps = c->ps;
 	struct agent_conn *old = hash_find(ps, c->agent.id);
 	if (old) {
 		conn_enter(old, CONN_CLOSING);
@@ -366,14 +391,52 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	}
 	/* The slave cannot open a connection into a polling agent's network or an
 	 * unreachable range, so such an agent is never called online. */
-	c->reachable = strcmp(m.mode, "poll") != 0 &&
+	c->reachable = strcmp(c->mode, "poll") != 0 &&
 		       !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
-	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
 	/* A_AUTH_OK waits for the batch that records the status, so an agent
 	 * told it is in is already online in the database. */
 	conn_enter(c, CONN_AUTHING);
 	TAILQ_INSERT_TAIL(&ps->authing, c, qentry);
-	batch_schedule(ps);
+}
+
+/* Looks up the agents of every A_AUTH since the last batch in one statement and checks their proofs. */
+static void prove_batch(struct push_server *ps)
+{
+	struct agent_conn *c, *next;
+	size_t n = 0, i = 0;
+	char err[512];
+	TAILQ_FOREACH(c, &ps->proving, qentry)
+	n++;
+	if (n == 0)
+		return;
+	const char **uids = malloc(n * sizeof(*uids));
+	struct agent_rec *recs = malloc(n * sizeof(*recs));
+	bool *found = malloc(n * sizeof(*found));
+	if (!uids || !recs || !found) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	TAILQ_FOREACH(c, &ps->proving, qentry)
+	uids[i++] = c->claim->agent_id;
+	if (agents_lookup_many(ps->d->db, n, uids, recs, found, err, sizeof(err)) != 0)
+		goto failed;
+	i = 0;
+	for (c = TAILQ_FIRST(&ps->proving); c; c = next, i++) {
+		next = TAILQ_NEXT(c, qentry);
+		if (found[i])
+			auth_claimed(c, &recs[i]);
+		else
+			conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; "
+				  "enrol again with a new token", c->claim->agent_id);
+	}
+	goto out;
+failed:
+	while ((c = TAILQ_FIRST(&ps->proving)) != NULL)
+		conn_internal(c, "agent lookup", err);
+out:
+	free(uids);
+	free(recs);
+	free(found);
 }
 
 /* The authentication is recorded: the agent may talk. */
@@ -467,6 +530,7 @@ static void ack_batch(struct push_server *ps)
 static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct push_server *ps = arg;
+	prove_batch(ps);
 	auth_batch(ps);
 	ack_batch(ps);
 }
@@ -597,7 +661,7 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	char err[512];
 	if (c->st == CONN_CLOSING)
 		return;
-	if (c->st == CONN_AUTHING) {
+	if (c->st == CONN_PROVING || c->st == CONN_AUTHING) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) before A_AUTH_OK",
 			  agentproto_msg_name(type), type);
 		return;
@@ -668,6 +732,10 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 		flush_one(ps, c);
 	if (c->st == CONN_AUTHING)
 		TAILQ_REMOVE(&ps->authing, c, qentry);
+	if (c->st == CONN_PROVING) {
+		TAILQ_REMOVE(&ps->proving, c, qentry);
+		free(c->claim);
+	}
 	hash_remove(ps, c);
 	log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
@@ -926,6 +994,7 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->d = d;
 	ps->pki = pki;
 	TAILQ_INIT(&ps->conns);
+	TAILQ_INIT(&ps->proving);
 	TAILQ_INIT(&ps->authing);
 	TAILQ_INIT(&ps->dirty);
 	if (open_listener(ps, err, errlen) != 0) {
