@@ -104,6 +104,8 @@ struct push_server {
 	/* Acknowledgements to write in the next batch: (endpoint, command). */
 	int64_t *ack_eid, *ack_cid;
 	size_t nacks, acks_cap;
+	/* Since the last summary: connections authenticated and closed. */
+	unsigned long nauthed, nclosed;
 };
 
 static size_t id_bucket(const struct push_server *ps, int64_t id)
@@ -447,7 +449,8 @@ static void auth_done(struct agent_conn *c)
 	/* Three missed heartbeats end the connection as they end "online". */
 	chan_set_timeout(c->ch, 3 * cfg->heartbeat_interval + 5);
 	conn_enter(c, CONN_AUTHED);
-	log_info("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
+	c->ps->nauthed++;
+	log_debug("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
 	send_obj(c, A_AUTH_OK, json_pack("{s:i, s:I}", "heartbeat", cfg->heartbeat_interval,
 					 "policy_version", (json_int_t)c->agent.policy_version));
@@ -646,7 +649,7 @@ static void on_bye(struct agent_conn *c, json_t *o)
 	deliver(c, false);
 	send_obj(c, A_BYE_OK, json_object());
 	/* The agent leaves once it has answered the commands sent before A_BYE_OK. */
-	log_info("push %s: agent said bye", c->peer);
+	log_debug("push %s: agent said bye", c->peer);
 }
 
 static enum agent_state proto_state(enum conn_state st)
@@ -737,7 +740,13 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 		free(c->claim);
 	}
 	hash_remove(ps, c);
-	log_info("push %s: closed: %s", c->peer, reason);
+	ps->nclosed++;
+	/* A close the server chose was logged with its reason, and a peer that
+	 * hangs up is routine; a TLS error, a timeout or a bad frame is not. */
+	if (c->st == CONN_CLOSING || strcmp(reason, "connection closed by peer") == 0)
+		log_debug("push %s: closed: %s", c->peer, reason);
+	else
+		log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
 	free(c);
@@ -865,6 +874,11 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 		log_info("push: %d endpoints went offline (no heartbeat for %d s)", changed,
 			 3 * ps->d->cfg.heartbeat_interval);
 	}
+	/* One line per interval instead of one per connection and per close. */
+	if (ps->nauthed || ps->nclosed)
+		log_info("push: %d connections open; %lu authenticated and %lu closed in the last "
+			 "%d s", ps->nconns, ps->nauthed, ps->nclosed, ps->d->cfg.heartbeat_interval);
+	ps->nauthed = ps->nclosed = 0;
 	if (!ps->notify_ev)
 		listen_commands(ps);
 	sweep_schedule(ps);
