@@ -84,7 +84,7 @@ cpu_ticks() { local p t=0; for p in $(server_pids); do
 	t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
 # PostgreSQL's processes, the backends that exited included (the postmaster reaps them).
-pg_cpu_ticks() { local pm p t; pm=$(head -1 "$work/pg/postmaster.pid")
+pg_cpu_ticks() { local pm p t; pm=$(head -1 "$work/pg/data/postmaster.pid")
 	t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
 	for p in $(ps -o pid= --ppid "$pm" | tr -d ' '); do
 		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
