@@ -293,25 +293,42 @@ fail:
 	return -1;
 }
 
-int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
-		  size_t errlen)
+static char *text_array(size_t n, const char *const *v);
+
+int agents_lookup_many(struct db *db, size_t n, const char *const *uids, struct agent_rec *out,
+		       bool *found, char *err, size_t errlen)
 {
-	const char *p[] = { uid };
+	for (size_t i = 0; i < n; i++)
+		found[i] = false;
+	if (n == 0)
+		return 0;
+	char *ua = text_array(n, uids);
+	if (!ua) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	const char *p[] = { ua };
+	/* The ordinality says which claim a row answers: no matching by text. */
 	PGresult *res = db_query(db,
-				 "SELECT id, agent_key, policy_version FROM endpoints WHERE uid = $1 "
-				 "AND NOT revoked AND agent_key IS NOT NULL",
+				 "SELECT u.i, e.id, e.agent_key, e.policy_version "
+				 "FROM unnest($1::text[]) WITH ORDINALITY AS u(uid, i) "
+				 "JOIN endpoints e ON e.uid = u.uid "
+				 "WHERE NOT e.revoked AND e.agent_key IS NOT NULL",
 				 1, p, err, errlen);
+	free(ua);
 	if (!res)
 		return -1;
-	int rc = 1;
-	if (PQntuples(res) == 1) {
-		out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		snprintf(out->key, sizeof(out->key), "%s", PQgetvalue(res, 0, 1));
-		out->policy_version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-		rc = 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10) - 1;
+		if (i < 0 || (size_t)i >= n)
+			continue;
+		out[i].id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		snprintf(out[i].key, sizeof(out[i].key), "%s", PQgetvalue(res, r, 2));
+		out[i].policy_version = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+		found[i] = true;
 	}
 	PQclear(res);
-	return rc;
+	return 0;
 }
 
 /* Appends v to a PostgreSQL array literal under construction. */

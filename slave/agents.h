@@ -65,9 +65,13 @@ struct agent_rec {
 	char key[65];
 	int64_t policy_version;
 };
-/* 0 found, 1 unknown or revoked, -1 database failure. */
-int agents_lookup(struct db *db, const char *uid, struct agent_rec *out, char *err,
-		  size_t errlen);
+/*
+ * Looks up n agent ids in one statement: found[i] is true and out[i] is
+ * filled when uids[i] names an enrolled, unrevoked agent. 0, or -1 on a
+ * database failure (err).
+ */
+int agents_lookup_many(struct db *db, size_t n, const char *const *uids, struct agent_rec *out,
+		       bool *found, char *err, size_t errlen);
 /* An agent that proved its key, waiting for its status to be written. */
 struct agent_auth {
 	int64_t id;

@@ -38,6 +38,7 @@
 
 enum conn_state {
 	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
+	CONN_PROVING, /* A_AUTH read; its key is looked up and checked in the next batch */
 	CONN_AUTHING, /* the key is proven; the status is not written yet */
 	CONN_AUTHED,  /* the agent proved its key and A_AUTH_OK went out */
 	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
@@ -49,6 +50,8 @@ static const char *conn_state_name(enum conn_state st)
 	switch (st) {
 	case CONN_PREAUTH:
 		return "PREAUTH";
+	case CONN_PROVING:
+		return "PROVING";
 	case CONN_AUTHING:
 		return "AUTHING";
 	case CONN_AUTHED:
@@ -61,11 +64,19 @@ static const char *conn_state_name(enum conn_state st)
 	return "?";
 }
 
+/* What an A_AUTH claims, kept only until the batch that checks it. */
+struct auth_claim {
+	char agent_id[65];
+	char sig[129];
+};
+
 struct agent_conn {
 	TAILQ_ENTRY(agent_conn) entry;
-	/* In ps->authing while CONN_AUTHING, in ps->dirty while dirty (only
-	 * once authed): one link serves both lists. */
+	/* In ps->proving while CONN_PROVING, in ps->authing while
+	 * CONN_AUTHING, in ps->dirty while dirty (only once authed): one link
+	 * serves the three lists. */
 	TAILQ_ENTRY(agent_conn) qentry;
+	struct auth_claim *claim; /* while CONN_PROVING */
 	struct agent_conn *hnext;	/* bucket chain of ps->byid */
 	bool hashed;			/* in ps->byid under agent.id */
 	bool reachable;			/* 'online', else 'unreachable' */
@@ -115,12 +126,15 @@ struct push_server {
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;
 	size_t nbuckets, nhashed;
+	struct conn_list proving; /* A_AUTH read, key to look up in the next batch */
 	struct conn_list authing; /* key proven, status to write in the next batch */
 	struct conn_list dirty;	  /* last_seen to write in the next flush */
 	size_t ndirty;
 	/* Acknowledgements to write in the next batch: (endpoint, command). */
 	int64_t *ack_eid, *ack_cid;
 	size_t nacks, acks_cap;
+	/* Since the last summary: connections authenticated and closed. */
+	unsigned long nauthed, nclosed;
 };
 
 static size_t id_bucket(const struct push_server *ps, int64_t id)
@@ -231,6 +245,11 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 			  conn_state_name(next));
 	if (c->st == CONN_AUTHING && next != CONN_AUTHING)
 		TAILQ_REMOVE(&c->ps->authing, c, qentry);
+	if (c->st == CONN_PROVING && next != CONN_PROVING) {
+		TAILQ_REMOVE(&c->ps->proving, c, qentry);
+		free(c->claim);
+		c->claim = NULL;
+	}
 	/* A closing connection no longer stands for its endpoint. */
 	if (next == CONN_CLOSING)
 		hash_remove(c->ps, c);
@@ -512,7 +531,6 @@ static void on_auth(struct agent_conn *c, json_t *o)
 {
 	struct amsg_auth m;
 	char err[1024];
-	struct cfg *cfg = &c->ps->d->cfg;
 	if (agentproto_decode_auth(o, &m, err, sizeof(err)) != 0) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
@@ -522,18 +540,28 @@ static void on_auth(struct agent_conn *c, json_t *o)
 			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
 		return;
 	}
-	int rc = agents_lookup(c->ps->d->db, m.agent_id, &c->agent, err, sizeof(err));
-	if (rc < 0) {
-		conn_internal(c, "agent lookup", err);
+	c->claim = malloc(sizeof(*c->claim));
+	if (!c->claim) {
+		conn_internal(c, "authentication", "out of memory");
 		return;
 	}
-	if (rc == 1) {
-		conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; enrol "
-			  "again with a new token", m.agent_id);
-		return;
-	}
-	int bad = c->via ? agentproto_verify_ekm(c->ekm, c->agent.key, m.sig)
-			 : agentproto_verify(chan_ssl(c->ch), c->agent.key, m.sig);
+	snprintf(c->claim->agent_id, sizeof(c->claim->agent_id), "%s", m.agent_id);
+	snprintf(c->claim->sig, sizeof(c->claim->sig), "%s", m.sig);
+	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
+	/* The key lookup waits for the batch: one SELECT for every A_AUTH meanwhile. */
+	conn_enter(c, CONN_PROVING);
+	TAILQ_INSERT_TAIL(&c->ps->proving, c, qentry);
+	batch_schedule(c->ps);
+}
+
+/* The claim's agent exists (rec): checks its key proof and queues its status write. */
+static void auth_claimed(struct agent_conn *c, const struct agent_rec *rec)
+{
+	struct push_server *ps = c->ps;
+	struct cfg *cfg = &ps->d->cfg;
+	c->agent = *rec;
+	int bad = c->via ? agentproto_verify_ekm(c->ekm, c->agent.key, c->claim->sig)
+			 : agentproto_verify(chan_ssl(c->ch), c->agent.key, c->claim->sig);
 	free(c->ekm);
 	c->ekm = NULL;
 	if (bad != 0) {
@@ -542,7 +570,6 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	}
 	if (route(c) != 0)
 		return;
-	struct push_server *ps = c->ps;
 	struct agent_conn *old = hash_find(ps, c->agent.id);
 	if (old) {
 		conn_enter(old, CONN_CLOSING);
@@ -554,14 +581,52 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	}
 	/* The slave cannot open a connection into a polling agent's network or an
 	 * unreachable range, so such an agent is never called online. */
-	c->reachable = strcmp(m.mode, "poll") != 0 &&
+	c->reachable = strcmp(c->mode, "poll") != 0 &&
 		       !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
-	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
 	/* A_AUTH_OK waits for the batch that records the status, so an agent
 	 * told it is in is already online in the database. */
 	conn_enter(c, CONN_AUTHING);
 	TAILQ_INSERT_TAIL(&ps->authing, c, qentry);
-	batch_schedule(ps);
+}
+
+/* Looks up the agents of every A_AUTH since the last batch in one statement and checks their proofs. */
+static void prove_batch(struct push_server *ps)
+{
+	struct agent_conn *c, *next;
+	size_t n = 0, i = 0;
+	char err[512];
+	TAILQ_FOREACH(c, &ps->proving, qentry)
+	n++;
+	if (n == 0)
+		return;
+	const char **uids = malloc(n * sizeof(*uids));
+	struct agent_rec *recs = malloc(n * sizeof(*recs));
+	bool *found = malloc(n * sizeof(*found));
+	if (!uids || !recs || !found) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto failed;
+	}
+	TAILQ_FOREACH(c, &ps->proving, qentry)
+	uids[i++] = c->claim->agent_id;
+	if (agents_lookup_many(ps->d->db, n, uids, recs, found, err, sizeof(err)) != 0)
+		goto failed;
+	i = 0;
+	for (c = TAILQ_FIRST(&ps->proving); c; c = next, i++) {
+		next = TAILQ_NEXT(c, qentry);
+		if (found[i])
+			auth_claimed(c, &recs[i]);
+		else
+			conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; "
+				  "enrol again with a new token", c->claim->agent_id);
+	}
+	goto out;
+failed:
+	while ((c = TAILQ_FIRST(&ps->proving)) != NULL)
+		conn_internal(c, "agent lookup", err);
+out:
+	free(uids);
+	free(recs);
+	free(found);
 }
 
 /* The authentication is recorded: the agent may talk. */
@@ -576,7 +641,8 @@ static void auth_done(struct agent_conn *c)
 	}
 	sweep_within(c->ps, c->heartbeat);
 	conn_enter(c, CONN_AUTHED);
-	log_info("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
+	c->ps->nauthed++;
+	log_debug("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
 	send_obj(c, A_AUTH_OK,
 		 json_pack("{s:i, s:I}", "heartbeat", c->heartbeat, "policy_version",
@@ -663,6 +729,7 @@ static void ack_batch(struct push_server *ps)
 static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct push_server *ps = arg;
+	prove_batch(ps);
 	auth_batch(ps);
 	ack_batch(ps);
 }
@@ -797,7 +864,7 @@ static void on_bye(struct agent_conn *c, json_t *o)
 	deliver(c, false);
 	send_obj(c, A_BYE_OK, json_object());
 	/* The agent leaves once it has answered the commands sent before A_BYE_OK. */
-	log_info("push %s: agent said bye", c->peer);
+	log_debug("push %s: agent said bye", c->peer);
 }
 
 static enum agent_state proto_state(enum conn_state st)
@@ -813,7 +880,7 @@ static void conn_message(struct agent_conn *c, uint16_t type, const uint8_t *pay
 	char err[512];
 	if (c->st == CONN_CLOSING)
 		return;
-	if (c->st == CONN_AUTHING) {
+	if (c->st == CONN_PROVING || c->st == CONN_AUTHING) {
 		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) before A_AUTH_OK",
 			  agentproto_msg_name(type), type);
 		return;
@@ -1167,8 +1234,18 @@ static void conn_closed(struct agent_conn *c, const char *reason)
 		TAILQ_REMOVE(&ps->authing, c, qentry);
 	if (c->st == CONN_DP)
 		link_closed(c);
+	if (c->st == CONN_PROVING) {
+		TAILQ_REMOVE(&ps->proving, c, qentry);
+		free(c->claim);
+	}
 	hash_remove(ps, c);
-	log_info("push %s: closed: %s", c->peer, reason);
+	ps->nclosed++;
+	/* A close the server chose was logged with its reason, and a peer that
+	 * hangs up is routine; a TLS error, a timeout or a bad frame is not. */
+	if (c->st == CONN_CLOSING || strcmp(reason, "connection closed by peer") == 0)
+		log_debug("push %s: closed: %s", c->peer, reason);
+	else
+		log_info("push %s: closed: %s", c->peer, reason);
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
 	if (!c->via)
@@ -1308,6 +1385,11 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 	} else if (changed > 0) {
 		log_info("push: %d endpoints went offline (no heartbeat for 3 intervals)", changed);
 	}
+	/* One line per interval instead of one per connection and per close. */
+	if (ps->nauthed || ps->nclosed)
+		log_info("push: %d connections open; %lu authenticated and %lu closed in the last "
+			 "%d s", ps->nconns, ps->nauthed, ps->nclosed, ps->d->cfg.heartbeat_interval);
+	ps->nauthed = ps->nclosed = 0;
 	if (!ps->notify_ev)
 		listen_commands(ps);
 	sweep_schedule(ps, shortest < every ? shortest : every);
@@ -1420,6 +1502,7 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->d = d;
 	ps->pki = pki;
 	TAILQ_INIT(&ps->conns);
+	TAILQ_INIT(&ps->proving);
 	TAILQ_INIT(&ps->authing);
 	TAILQ_INIT(&ps->dirty);
 	TAILQ_INIT(&ps->dead);
