@@ -15,35 +15,20 @@
 
 #include "agentproto.h"
 #include "agents.h"
-#include "dps.h"
 #include "chan.h"
+#include "dps.h"
 #include "iprange.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "pushconn.h"
+#include "pushdp.h"
 #include "tls.h"
-
-/* ERROR codes of the agent channel beyond those of proto.h. */
-#define AGENT_ERR_SEATS "seats"
-#define AGENT_ERR_AUTH "auth"
-#define AGENT_ERR_RATE "rate"
 
 #define FLUSH_MS 1000
 /* Authentications and acknowledgements wait this long to share one commit. */
 #define BATCH_MS 20
 #define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
-#define DP_CERT_DAYS 825
-#define DP_LINK_TIMEOUT 30 /* s without A_DP_LOAD (sent every 5 s) that end a link */
-#define VID_BUCKETS 1024   /* per link; chains grow past that */
-
-enum conn_state {
-	CONN_PREAUTH, /* TLS up; only A_ENROL or A_AUTH */
-	CONN_PROVING, /* A_AUTH read; its key is looked up and checked in the next batch */
-	CONN_AUTHING, /* the key is proven; the status is not written yet */
-	CONN_AUTHED,  /* the agent proved its key and A_AUTH_OK went out */
-	CONN_CLOSING, /* an answer or error is flushing; nothing more is read */
-	CONN_DP,      /* the link of a distribution point (c->dp) */
-};
 
 static const char *conn_state_name(enum conn_state st)
 {
@@ -63,79 +48,6 @@ static const char *conn_state_name(enum conn_state st)
 	}
 	return "?";
 }
-
-/* What an A_AUTH claims, kept only until the batch that checks it. */
-struct auth_claim {
-	char agent_id[65];
-	char sig[129];
-};
-
-struct agent_conn {
-	TAILQ_ENTRY(agent_conn) entry;
-	/* In ps->proving while CONN_PROVING, in ps->authing while
-	 * CONN_AUTHING, in ps->dirty while dirty (only once authed): one link
-	 * serves the three lists. */
-	TAILQ_ENTRY(agent_conn) qentry;
-	struct auth_claim *claim; /* while CONN_PROVING */
-	struct agent_conn *hnext;	/* bucket chain of ps->byid */
-	bool hashed;			/* in ps->byid under agent.id */
-	bool reachable;			/* 'online', else 'unreachable' */
-	struct push_server *ps;
-	struct chan *ch; /* NULL for an agent relayed by a distribution point */
-	/* A relayed agent: the link it came by and its number there. */
-	struct agent_conn *via, *vnext;
-	uint64_t vid;
-	unsigned char *ekm;   /* its session's keying material, until A_AUTH */
-	struct dp_link *dp;   /* CONN_DP: the distribution point */
-	char peer[64];
-	char ip[INET6_ADDRSTRLEN];
-	enum conn_state st;
-	struct agent_rec agent; /* valid once authed */
-	char mode[8];
-	double last_seen; /* epoch seconds of the last heartbeat */
-	int heartbeat;	  /* seconds; the interval this agent was last told */
-	bool dirty;	  /* last_seen not written yet */
-	int64_t rate_window_ms;
-	int rate_count;
-};
-
-TAILQ_HEAD(conn_list, agent_conn);
-
-/* An authenticated distribution point's link: its relayed agents by vid. */
-struct dp_link {
-	int64_t id;
-	char name[64];
-	struct agent_conn *byvid[VID_BUCKETS];
-	size_t nvirtual;
-};
-
-struct push_server {
-	struct daemon *d;
-	const struct agent_pki *pki;
-	struct evconnlistener *listener;
-	struct conn_list conns;
-	int nconns;	   /* every connection, relayed ones included */
-	int nsockets;	   /* this process's own sockets (max-connections) */
-	bool dps_known;	   /* a distribution point is enrolled: route every A_AUTH (strata_push_servers) */
-	struct conn_list dead; /* relayed connections ended, to free from the loop */
-	struct event *dead_ev;
-	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
-	int64_t sweep_due_ms;		   /* now_ms() at which sweep_ev fires */
-	struct agents_heartbeat policy_hb; /* the policies' interval, cached */
-	struct db *listen_db; /* LISTEN strata_commands */
-	/* endpoint id -> its connection (from the key proof on), chained. */
-	struct agent_conn **byid;
-	size_t nbuckets, nhashed;
-	struct conn_list proving; /* A_AUTH read, key to look up in the next batch */
-	struct conn_list authing; /* key proven, status to write in the next batch */
-	struct conn_list dirty;	  /* last_seen to write in the next flush */
-	size_t ndirty;
-	/* Acknowledgements to write in the next batch: (endpoint, command). */
-	int64_t *ack_eid, *ack_cid;
-	size_t nacks, acks_cap;
-	/* Since the last summary: connections authenticated and closed. */
-	unsigned long nauthed, nclosed;
-};
 
 static size_t id_bucket(const struct push_server *ps, int64_t id)
 {
@@ -238,7 +150,7 @@ static void sweep_within(struct push_server *ps, int seconds)
 		sweep_schedule(ps, seconds);
 }
 
-static void conn_enter(struct agent_conn *c, enum conn_state next)
+void push_conn_enter(struct agent_conn *c, enum conn_state next)
 {
 	if (c->st != next)
 		log_debug("push %s: %s -> %s", c->peer, conn_state_name(c->st),
@@ -256,34 +168,6 @@ static void conn_enter(struct agent_conn *c, enum conn_state next)
 	c->st = next;
 }
 
-static void conn_closed(struct agent_conn *c, const char *reason);
-static void flush_one(struct push_server *ps, struct agent_conn *c);
-static void link_closed(struct agent_conn *l);
-
-static struct agent_conn **vid_slot(struct dp_link *dp, uint64_t vid)
-{
-	return &dp->byvid[(vid * 0x9E3779B97F4A7C15ull >> 40) % VID_BUCKETS];
-}
-
-static struct agent_conn *vid_find(struct dp_link *dp, uint64_t vid)
-{
-	for (struct agent_conn *v = *vid_slot(dp, vid); v; v = v->vnext)
-		if (v->vid == vid)
-			return v;
-	return NULL;
-}
-
-static void vid_remove(struct agent_conn *v)
-{
-	struct dp_link *dp = v->via->dp;
-	for (struct agent_conn **pp = vid_slot(dp, v->vid); *pp; pp = &(*pp)->vnext)
-		if (*pp == v) {
-			*pp = v->vnext;
-			dp->nvirtual--;
-			return;
-		}
-}
-
 /* Sends one frame to the agent, directly or through its distribution point. */
 static void conn_send_json(struct agent_conn *c, uint16_t type, json_t *o)
 {
@@ -293,46 +177,18 @@ static void conn_send_json(struct agent_conn *c, uint16_t type, json_t *o)
 		chan_send_json(c->ch, type, o);
 		return;
 	}
-	char *text = json_dumps(o, JSON_COMPACT);
-	size_t n = text ? strlen(text) : 0;
-	uint8_t *buf = text ? malloc(DP_FRAME_HDR + n) : NULL;
-	if (buf) {
-		agentproto_dp_frame_hdr(buf, c->vid, type);
-		memcpy(buf + DP_FRAME_HDR, text, n);
-		chan_send(c->via->ch, A_DP_FRAME, buf, DP_FRAME_HDR + n);
-	} else {
-		log_warnx("push %s: out of memory relaying %s", c->peer, agentproto_msg_name(type));
-	}
-	free(buf);
-	free(text);
+	pushdp_send(c, type, o);
 }
 
-/* Ends a relayed connection: tells its distribution point, frees it from the loop. */
-static void vconn_end(struct agent_conn *c, const char *reason)
-{
-	vid_remove(c);
-	json_t *o = json_pack("{s:I, s:s}", "vid", (json_int_t)c->vid, "reason", reason);
-	if (o)
-		chan_send_json(c->via->ch, A_DP_CLOSE, o);
-	json_decref(o);
-	/* qentry moves to the dead list: off the authing and dirty lists first. */
-	if (c->st != CONN_CLOSING)
-		conn_enter(c, CONN_CLOSING);
-	if (c->dirty)
-		flush_one(c->ps, c);
-	TAILQ_INSERT_TAIL(&c->ps->dead, c, qentry);
-	event_active(c->ps->dead_ev, EV_TIMEOUT, 0);
-}
-
-static void conn_close(struct agent_conn *c, const char *reason)
+void push_conn_close(struct agent_conn *c, const char *reason)
 {
 	if (c->via)
-		vconn_end(c, reason);
+		pushdp_end(c, reason);
 	else
 		chan_close(c->ch, reason);
 }
 
-static void conn_send_error(struct agent_conn *c, const char *code, const char *msg)
+void push_conn_error(struct agent_conn *c, const char *code, const char *msg)
 {
 	if (!c->via) {
 		chan_send_error(c->ch, code, "%s", msg);
@@ -341,14 +197,11 @@ static void conn_send_error(struct agent_conn *c, const char *code, const char *
 	json_t *o = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	conn_send_json(c, MSG_ERROR, o);
 	json_decref(o);
-	vconn_end(c, msg);
+	pushdp_end(c, msg);
 }
 
-static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* Logs, sends ERROR {code, message} and closes once it is flushed. */
-static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
+void push_conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -356,20 +209,20 @@ static void conn_fail(struct agent_conn *c, const char *code, const char *fmt, .
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_info("push %s: %s: %s", c->peer, code, msg);
-	conn_enter(c, CONN_CLOSING);
-	conn_send_error(c, code, msg);
+	push_conn_enter(c, CONN_CLOSING);
+	push_conn_error(c, code, msg);
 }
 
 /* A database failure: the agent retries later; reconnect for the next one. */
-static void conn_internal(struct agent_conn *c, const char *what, const char *err)
+void push_conn_internal(struct agent_conn *c, const char *what, const char *err)
 {
 	log_warnx("push %s: %s: %s", c->peer, what, err);
 	(void)daemon_db_ensure(c->ps->d);
-	conn_enter(c, CONN_CLOSING);
-	conn_send_error(c, PROTO_ERR_INTERNAL, "the slave's database failed; retry later");
+	push_conn_enter(c, CONN_CLOSING);
+	push_conn_error(c, PROTO_ERR_INTERNAL, "the slave's database failed; retry later");
 }
 
-static void send_obj(struct agent_conn *c, uint16_t type, json_t *o)
+void push_send_obj(struct agent_conn *c, uint16_t type, json_t *o)
 {
 	conn_send_json(c, type, o);
 	json_decref(o);
@@ -458,11 +311,11 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 	char err[1024], uid[2 * AGENT_UID_HEX + 1];
 	const char *code;
 	if (agentproto_decode_enrol(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
 	if (m.proto != AGENT_PROTO_VERSION) {
-		conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
+		push_conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
 			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
 		return;
 	}
@@ -471,11 +324,11 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 	int rc = agents_enrol(c->ps->d->db, c->ps->pki->pin, c->ps->d->cfg.seats, &m, c->ip, uid,
 			      &eid, &code, err, sizeof(err));
 	if (rc == 1) {
-		conn_fail(c, code, "%s", err);
+		push_conn_fail(c, code, "%s", err);
 		return;
 	}
 	if (rc != 0) {
-		conn_internal(c, "enrolment", err);
+		push_conn_internal(c, "enrolment", err);
 		return;
 	}
 	/* Assigned now, so the agent's first connection goes to its push server. */
@@ -488,9 +341,9 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 	if (ok && r.server != 0)
 		json_object_set_new(ok, "push", json_pack("{s:s, s:i}", "address", r.address, "port",
 							 r.port));
-	send_obj(c, A_ENROL_OK, ok);
-	conn_enter(c, CONN_CLOSING);
-	conn_close(c, "enrolment done");
+	push_send_obj(c, A_ENROL_OK, ok);
+	push_conn_enter(c, CONN_CLOSING);
+	push_conn_close(c, "enrolment done");
 }
 
 /*
@@ -506,7 +359,7 @@ static int route(struct agent_conn *c)
 	if (!c->via && !ps->dps_known)
 		return 0;
 	if (dps_route(ps->d->db, c->agent.id, &r, err, sizeof(err)) != 0) {
-		conn_internal(c, "push server choice", err);
+		push_conn_internal(c, "push server choice", err);
 		return -1;
 	}
 	int64_t here = c->via ? c->via->dp->id : 0;
@@ -521,9 +374,9 @@ static int route(struct agent_conn *c)
 	}
 	log_info("push %s: endpoint %" PRId64 " redirected to %s:%d", c->peer, c->agent.id,
 		 r.address, r.port);
-	send_obj(c, A_REDIRECT, json_pack("{s:s, s:i}", "address", r.address, "port", r.port));
-	conn_enter(c, CONN_CLOSING);
-	conn_close(c, "redirected");
+	push_send_obj(c, A_REDIRECT, json_pack("{s:s, s:i}", "address", r.address, "port", r.port));
+	push_conn_enter(c, CONN_CLOSING);
+	push_conn_close(c, "redirected");
 	return 1;
 }
 
@@ -532,24 +385,24 @@ static void on_auth(struct agent_conn *c, json_t *o)
 	struct amsg_auth m;
 	char err[1024];
 	if (agentproto_decode_auth(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
 	if (m.proto != AGENT_PROTO_VERSION) {
-		conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
+		push_conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
 			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
 		return;
 	}
 	c->claim = malloc(sizeof(*c->claim));
 	if (!c->claim) {
-		conn_internal(c, "authentication", "out of memory");
+		push_conn_internal(c, "authentication", "out of memory");
 		return;
 	}
 	snprintf(c->claim->agent_id, sizeof(c->claim->agent_id), "%s", m.agent_id);
 	snprintf(c->claim->sig, sizeof(c->claim->sig), "%s", m.sig);
 	snprintf(c->mode, sizeof(c->mode), "%s", m.mode);
 	/* The key lookup waits for the batch: one SELECT for every A_AUTH meanwhile. */
-	conn_enter(c, CONN_PROVING);
+	push_conn_enter(c, CONN_PROVING);
 	TAILQ_INSERT_TAIL(&c->ps->proving, c, qentry);
 	batch_schedule(c->ps);
 }
@@ -565,18 +418,18 @@ static void auth_claimed(struct agent_conn *c, const struct agent_rec *rec)
 	free(c->ekm);
 	c->ekm = NULL;
 	if (bad != 0) {
-		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
+		push_conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
 		return;
 	}
 	if (route(c) != 0)
 		return;
 	struct agent_conn *old = hash_find(ps, c->agent.id);
 	if (old) {
-		conn_enter(old, CONN_CLOSING);
-		conn_send_error(old, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
+		push_conn_enter(old, CONN_CLOSING);
+		push_conn_error(old, PROTO_ERR_PROTOCOL, "replaced by a newer connection");
 	}
 	if (hash_add(ps, c) != 0) {
-		conn_internal(c, "authentication", "out of memory");
+		push_conn_internal(c, "authentication", "out of memory");
 		return;
 	}
 	/* The slave cannot open a connection into a polling agent's network or an
@@ -585,7 +438,7 @@ static void auth_claimed(struct agent_conn *c, const struct agent_rec *rec)
 		       !iprange_list_contains(cfg->unreachable, (size_t)cfg->n_unreachable, c->ip);
 	/* A_AUTH_OK waits for the batch that records the status, so an agent
 	 * told it is in is already online in the database. */
-	conn_enter(c, CONN_AUTHING);
+	push_conn_enter(c, CONN_AUTHING);
 	TAILQ_INSERT_TAIL(&ps->authing, c, qentry);
 }
 
@@ -616,13 +469,13 @@ static void prove_batch(struct push_server *ps)
 		if (found[i])
 			auth_claimed(c, &recs[i]);
 		else
-			conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; "
+			push_conn_fail(c, PROTO_ERR_UNREGISTERED, "agent id %s is unknown or revoked; "
 				  "enrol again with a new token", c->claim->agent_id);
 	}
 	goto out;
 failed:
 	while ((c = TAILQ_FIRST(&ps->proving)) != NULL)
-		conn_internal(c, "agent lookup", err);
+		push_conn_internal(c, "agent lookup", err);
 out:
 	free(uids);
 	free(recs);
@@ -640,11 +493,11 @@ static void auth_done(struct agent_conn *c)
 		chan_set_timeout(c->ch, 3 * c->heartbeat + 5);
 	}
 	sweep_within(c->ps, c->heartbeat);
-	conn_enter(c, CONN_AUTHED);
+	push_conn_enter(c, CONN_AUTHED);
 	c->ps->nauthed++;
 	log_debug("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
-	send_obj(c, A_AUTH_OK,
+	push_send_obj(c, A_AUTH_OK,
 		 json_pack("{s:i, s:I}", "heartbeat", c->heartbeat, "policy_version",
 			   (json_int_t)c->agent.policy_version));
 }
@@ -690,7 +543,7 @@ static void auth_batch(struct push_server *ps)
 			auth_done(c);
 			ids[nok++] = c->agent.id;
 		} else {
-			conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
+			push_conn_fail(c, PROTO_ERR_UNREGISTERED, "endpoint %" PRId64 " was revoked",
 				  c->agent.id);
 		}
 	}
@@ -699,7 +552,7 @@ static void auth_batch(struct push_server *ps)
 failed:
 	/* Each agent retries; a connection without a recorded status must not stay. */
 	while ((c = TAILQ_FIRST(&ps->authing)) != NULL)
-		conn_internal(c, "status update", err);
+		push_conn_internal(c, "status update", err);
 out:
 	free(a);
 	free(ids);
@@ -738,7 +591,7 @@ static void on_heartbeat(struct agent_conn *c, json_t *o)
 {
 	int64_t t = now_ms();
 	if (json_object_size(o) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_HEARTBEAT must be {}");
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_HEARTBEAT must be {}");
 		return;
 	}
 	if (t - c->rate_window_ms >= 1000) {
@@ -746,7 +599,7 @@ static void on_heartbeat(struct agent_conn *c, json_t *o)
 		c->rate_count = 0;
 	}
 	if (++c->rate_count > HEARTBEAT_BURST) {
-		conn_fail(c, AGENT_ERR_RATE, "more than %d heartbeats in one second",
+		push_conn_fail(c, AGENT_ERR_RATE, "more than %d heartbeats in one second",
 			  HEARTBEAT_BURST);
 		return;
 	}
@@ -763,18 +616,18 @@ static void on_event(struct agent_conn *c, json_t *o)
 	struct amsg_event m;
 	char err[1024];
 	if (agentproto_decode_event(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
 	if (agents_event(c->ps->d->db, c->agent.id, &m, err, sizeof(err)) != 0) {
 		/* A bad time string is the agent's fault, not the database's. */
 		if (strncmp(db_last_sqlstate(c->ps->d->db), "22", 2) == 0)
-			conn_fail(c, PROTO_ERR_PROTOCOL, "A_EVENT: %s", err);
+			push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_EVENT: %s", err);
 		else
-			conn_internal(c, "event", err);
+			push_conn_internal(c, "event", err);
 		return;
 	}
-	send_obj(c, A_EVENT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
+	push_send_obj(c, A_EVENT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
 }
 
 static void on_result(struct agent_conn *c, json_t *o)
@@ -782,14 +635,14 @@ static void on_result(struct agent_conn *c, json_t *o)
 	struct amsg_result m;
 	char err[1024];
 	if (agentproto_decode_result(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
 	if (agents_result(c->ps->d->db, c->agent.id, &m, err, sizeof(err)) != 0) {
-		conn_internal(c, "task result", err);
+		push_conn_internal(c, "task result", err);
 		return;
 	}
-	send_obj(c, A_RESULT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
+	push_send_obj(c, A_RESULT_ACK, json_pack("{s:I}", "seq", (json_int_t)m.seq));
 }
 
 static void on_command_ack(struct agent_conn *c, json_t *o)
@@ -797,7 +650,7 @@ static void on_command_ack(struct agent_conn *c, json_t *o)
 	int64_t id;
 	char err[1024];
 	if (agentproto_decode_ack(o, "id", &id, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: %s", err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_COMMAND_ACK: %s", err);
 		return;
 	}
 	struct push_server *ps = c->ps;
@@ -808,7 +661,7 @@ static void on_command_ack(struct agent_conn *c, json_t *o)
 			ps->ack_eid = e;
 		int64_t *k = e ? realloc(ps->ack_cid, cap * sizeof(*k)) : NULL;
 		if (!k) {
-			conn_internal(c, "command ack", "out of memory");
+			push_conn_internal(c, "command ack", "out of memory");
 			return;
 		}
 		ps->ack_cid = k;
@@ -824,13 +677,13 @@ static void on_policy_get(struct agent_conn *c, json_t *o)
 	char err[1024];
 	int64_t version;
 	if (json_object_size(o) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_POLICY_GET must be {}");
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_POLICY_GET must be {}");
 		return;
 	}
 	json_t *settings = agents_policy(c->ps->d->db, &version, err, sizeof(err));
 	if (!settings || agents_heartbeat(c->ps->d->db, &c->ps->policy_hb, err, sizeof(err)) != 0) {
 		json_decref(settings);
-		conn_internal(c, "policy", err);
+		push_conn_internal(c, "policy", err);
 		return;
 	}
 	/* The agent beats at what the policy says, server.xml's interval when it
@@ -840,7 +693,7 @@ static void on_policy_get(struct agent_conn *c, json_t *o)
 	if (hb != c->heartbeat) {
 		if (agents_set_heartbeat(c->ps->d->db, c->agent.id, hb, err, sizeof(err)) != 0) {
 			json_decref(settings);
-			conn_internal(c, "policy", err);
+			push_conn_internal(c, "policy", err);
 			return;
 		}
 		log_info("push %s: endpoint %" PRId64 " heartbeat %d s -> %d s", c->peer,
@@ -851,18 +704,18 @@ static void on_policy_get(struct agent_conn *c, json_t *o)
 			chan_set_timeout(c->ch, 3 * hb + 5);
 		sweep_within(c->ps, hb);
 	}
-	send_obj(c, A_POLICY, json_pack("{s:I, s:o}", "version", (json_int_t)version, "settings",
+	push_send_obj(c, A_POLICY, json_pack("{s:I, s:o}", "version", (json_int_t)version, "settings",
 					settings));
 }
 
 static void on_bye(struct agent_conn *c, json_t *o)
 {
 	if (json_object_size(o) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_BYE must be {}");
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_BYE must be {}");
 		return;
 	}
 	deliver(c, false);
-	send_obj(c, A_BYE_OK, json_object());
+	push_send_obj(c, A_BYE_OK, json_object());
 	/* The agent leaves once it has answered the commands sent before A_BYE_OK. */
 	log_debug("push %s: agent said bye", c->peer);
 }
@@ -872,33 +725,30 @@ static enum agent_state proto_state(enum conn_state st)
 	return st == CONN_AUTHED ? AST_SERVER_AUTHED : AST_SERVER_PREAUTH;
 }
 
-static void on_dp_enrol(struct agent_conn *c, json_t *o);
-static void on_dp_auth(struct agent_conn *c, json_t *o);
-
-static void conn_message(struct agent_conn *c, uint16_t type, const uint8_t *payload, size_t len)
+void push_conn_message(struct agent_conn *c, uint16_t type, const uint8_t *payload, size_t len)
 {
 	char err[512];
 	if (c->st == CONN_CLOSING)
 		return;
 	if (c->st == CONN_PROVING || c->st == CONN_AUTHING) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) before A_AUTH_OK",
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) before A_AUTH_OK",
 			  agentproto_msg_name(type), type);
 		return;
 	}
 	json_t *o = proto_parse_json(payload, len, err, sizeof(err));
 	if (!o) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s: %s", agentproto_msg_name(type), err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s: %s", agentproto_msg_name(type), err);
 		return;
 	}
 	if (type == MSG_ERROR) {
 		struct msg_error e;
 		if (proto_decode_error(o, &e, err, sizeof(err)) == 0)
 			log_info("push %s: agent reported %s: %s", c->peer, e.code, e.message);
-		conn_enter(c, CONN_CLOSING);
-		conn_close(c, "agent sent ERROR");
+		push_conn_enter(c, CONN_CLOSING);
+		push_conn_close(c, "agent sent ERROR");
 	} else if (!agentproto_allowed(proto_state(c->st), type) ||
 		   (c->via && (type == A_DP_ENROL || type == A_DP_AUTH))) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
+		push_conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
 			  agentproto_msg_name(type), type, conn_state_name(c->st));
 	} else {
 		switch (type) {
@@ -927,20 +777,20 @@ static void conn_message(struct agent_conn *c, uint16_t type, const uint8_t *pay
 			on_bye(c, o);
 			break;
 		case A_DP_ENROL:
-			on_dp_enrol(c, o);
+			pushdp_enrol(c, o);
 			break;
 		case A_DP_AUTH:
-			on_dp_auth(c, o);
+			pushdp_auth(c, o);
 			break;
 		default:
-			conn_fail(c, PROTO_ERR_PROTOCOL, "unexpected message %s",
+			push_conn_fail(c, PROTO_ERR_PROTOCOL, "unexpected message %s",
 				  agentproto_msg_name(type));
 		}
 	}
 	json_decref(o);
 }
 
-static void flush_one(struct push_server *ps, struct agent_conn *c)
+void push_flush_one(struct push_server *ps, struct agent_conn *c)
 {
 	char err[512];
 	if (agents_flush_seen(ps->d->db, 1, &c->agent.id, &c->last_seen, err, sizeof(err)) != 0)
@@ -950,290 +800,27 @@ static void flush_one(struct push_server *ps, struct agent_conn *c)
 	c->dirty = false;
 }
 
-/* A distribution point enrols: its CSR becomes the certificate of its push port. */
-static void on_dp_enrol(struct agent_conn *c, json_t *o)
-{
-	struct amsg_dp_enrol m;
-	struct push_server *ps = c->ps;
-	char err[1024], key[65];
-	int64_t id;
-	if (agentproto_decode_dp_enrol(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
-		return;
-	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
-			  m.proto, AGENT_PROTO_VERSION);
-		return;
-	}
-	X509_REQ *req = tls_csr_from_pem(m.csr, err, sizeof(err));
-	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
-	if (!req || !pub || EVP_PKEY_id(pub) != EVP_PKEY_ED25519 ||
-	    agentproto_pubkey_hex(pub, key) != 0) {
-		X509_REQ_free(req);
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_DP_ENROL: member 'csr' must be an Ed25519 "
-			  "certificate request%s%s", req ? "" : ": ", req ? "" : err);
-		return;
-	}
-	/* Signed before the row is written: a CSR that fails its own signature stores nothing. */
-	X509 *cert = tls_sign_csr(ps->pki->ca, ps->pki->ca_key, req, m.name, 1, m.address,
-				  DP_CERT_DAYS, err, sizeof(err));
-	X509_REQ_free(req);
-	if (!cert) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "A_DP_ENROL: %s", err);
-		return;
-	}
-	int rc = dps_enrol(ps->d->db, ps->pki->pin, &m, key, &id, err, sizeof(err));
-	char *pem = rc == 0 ? tls_cert_to_pem(cert) : NULL;
-	X509_free(cert);
-	if (rc == 1) {
-		conn_fail(c, "token", "%s", err);
-		return;
-	}
-	if (rc != 0 || !pem) {
-		free(pem);
-		conn_internal(c, "distribution point enrolment", rc ? err : "out of memory");
-		return;
-	}
-	ps->dps_known = true;
-	send_obj(c, A_DP_ENROL_OK, json_pack("{s:I, s:s, s:s}", "dp_id", (json_int_t)id, "cert",
-					     pem, "ca", ps->pki->ca_pem));
-	free(pem);
-	conn_enter(c, CONN_CLOSING);
-	conn_close(c, "distribution point enrolled");
-}
-
-/* A distribution point proves its key: this connection becomes its link. */
-static void on_dp_auth(struct agent_conn *c, json_t *o)
-{
-	struct amsg_dp_auth m;
-	struct push_server *ps = c->ps;
-	char err[1024], key[65], name[64];
-	if (agentproto_decode_dp_auth(o, &m, err, sizeof(err)) != 0) {
-		conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
-		return;
-	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
-			  m.proto, AGENT_PROTO_VERSION);
-		return;
-	}
-	int rc = dps_lookup(ps->d->db, m.dp_id, key, name, sizeof(name), err, sizeof(err));
-	if (rc < 0) {
-		conn_internal(c, "distribution point lookup", err);
-		return;
-	}
-	if (rc == 1) {
-		conn_fail(c, PROTO_ERR_UNREGISTERED, "distribution point %" PRId64 " is unknown or "
-			  "removed; enrol it again with a new token", m.dp_id);
-		return;
-	}
-	if (agentproto_verify(chan_ssl(c->ch), key, m.sig) != 0) {
-		conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
-		return;
-	}
-	/* An older link of the same point in this process is a dead TCP connection. */
-	struct agent_conn *old;
-	TAILQ_FOREACH(old, &ps->conns, entry)
-	if (old->st == CONN_DP && old->dp->id == m.dp_id) {
-		conn_enter(old, CONN_CLOSING);
-		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer link");
-		link_closed(old);
-	}
-	c->dp = calloc(1, sizeof(*c->dp));
-	if (!c->dp) {
-		conn_internal(c, "distribution point link", "out of memory");
-		return;
-	}
-	if (dps_set_online(ps->d->db, m.dp_id, true, (int)getpid(), err, sizeof(err)) != 0) {
-		conn_internal(c, "distribution point status", err);
-		return;
-	}
-	c->dp->id = m.dp_id;
-	snprintf(c->dp->name, sizeof(c->dp->name), "%s", name);
-	snprintf(c->peer, sizeof(c->peer), "dp %.60s", name);
-	ps->dps_known = true;
-	conn_enter(c, CONN_DP);
-	chan_set_max_frame(c->ch, (uint32_t)ps->d->cfg.frame_max + DP_FRAME_HDR);
-	chan_set_timeout(c->ch, DP_LINK_TIMEOUT);
-	log_notice("push: distribution point %s (%" PRId64 ") linked", name, m.dp_id);
-	send_obj(c, A_DP_AUTH_OK, json_pack("{s:i}", "heartbeat", ps->d->cfg.heartbeat_interval));
-}
-
-/* Ends the link's relayed connections and marks the point offline (once). */
-static void link_closed(struct agent_conn *l)
-{
-	struct dp_link *dp = l->dp;
-	char err[512];
-	if (!dp || dp->id == 0)
-		return;
-	for (size_t b = 0; b < VID_BUCKETS; b++) {
-		struct agent_conn *v;
-		while ((v = dp->byvid[b]) != NULL) {
-			dp->byvid[b] = v->vnext;
-			conn_closed(v, "the distribution point's link closed");
-		}
-	}
-	dp->nvirtual = 0;
-	if (dps_set_online(l->ps->d->db, dp->id, false, (int)getpid(), err, sizeof(err)) != 0)
-		log_warnx("push: cannot mark distribution point %s offline: %s", dp->name, err);
-	log_notice("push: distribution point %s unlinked", dp->name);
-	dp->id = 0;
-}
-
-static void link_fail(struct agent_conn *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void link_fail(struct agent_conn *l, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_warnx("push %s: %s", l->peer, msg);
-	link_closed(l);
-	conn_enter(l, CONN_CLOSING);
-	chan_send_error(l->ch, PROTO_ERR_PROTOCOL, "%s", msg);
-}
-
-static void link_open(struct agent_conn *l, json_t *o)
-{
-	struct amsg_dp_open m;
-	char err[512];
-	struct push_server *ps = l->ps;
-	if (agentproto_decode_dp_open(o, &m, err, sizeof(err)) != 0) {
-		link_fail(l, "%s", err);
-		return;
-	}
-	if (vid_find(l->dp, m.vid)) {
-		link_fail(l, "A_DP_OPEN: vid %" PRIu64 " is open already", m.vid);
-		return;
-	}
-	struct agent_conn *v = calloc(1, sizeof(*v));
-	unsigned char *ekm = malloc(AGENT_EXPORTER_LEN);
-	if (!v || !ekm) {
-		free(v);
-		free(ekm);
-		link_fail(l, "out of memory");
-		return;
-	}
-	memcpy(ekm, m.ekm, AGENT_EXPORTER_LEN);
-	v->ekm = ekm;
-	v->ps = ps;
-	v->via = l;
-	v->vid = m.vid;
-	v->st = CONN_PREAUTH;
-	snprintf(v->ip, sizeof(v->ip), "%s", m.address);
-	snprintf(v->peer, sizeof(v->peer), "%.24s via %.30s", m.address, l->dp->name);
-	struct agent_conn **slot = vid_slot(l->dp, m.vid);
-	v->vnext = *slot;
-	*slot = v;
-	l->dp->nvirtual++;
-	TAILQ_INSERT_TAIL(&ps->conns, v, entry);
-	ps->nconns++;
-}
-
-static void link_message(struct agent_conn *l, uint16_t type, const uint8_t *payload, size_t len)
-{
-	char err[512];
-	struct push_server *ps = l->ps;
-	if (type == A_DP_FRAME) {
-		uint64_t vid;
-		uint16_t inner;
-		if (agentproto_dp_frame_split(payload, len, &vid, &inner) != 0) {
-			link_fail(l, "A_DP_FRAME shorter than its header");
-			return;
-		}
-		/* Gone: the slave ended it and the point has not read A_DP_CLOSE yet. */
-		struct agent_conn *v = vid_find(l->dp, vid);
-		if (!v)
-			return;
-		size_t n = len - DP_FRAME_HDR;
-		if (v->st == CONN_PREAUTH && n > (size_t)ps->d->cfg.frame_max_preauth) {
-			conn_fail(v, PROTO_ERR_PROTOCOL, "frame of %zu bytes before authentication "
-				  "(limit %d)", n, ps->d->cfg.frame_max_preauth);
-			return;
-		}
-		conn_message(v, inner, payload + DP_FRAME_HDR, n);
-		return;
-	}
-	if (type == MSG_ERROR) {
-		log_warnx("push %s: the distribution point sent ERROR; closing its link", l->peer);
-		link_closed(l);
-		conn_enter(l, CONN_CLOSING);
-		chan_close(l->ch, "distribution point sent ERROR");
-		return;
-	}
-	if (!agentproto_allowed(AST_DP_LINK, type)) {
-		link_fail(l, "message %s (type %u) is not allowed on a distribution point link",
-			  agentproto_msg_name(type), type);
-		return;
-	}
-	json_t *o = proto_parse_json(payload, len, err, sizeof(err));
-	if (!o) {
-		link_fail(l, "%s: %s", agentproto_msg_name(type), err);
-		return;
-	}
-	if (type == A_DP_OPEN) {
-		link_open(l, o);
-	} else if (type == A_DP_CLOSE) {
-		struct amsg_dp_close m;
-		if (agentproto_decode_dp_close(o, &m, err, sizeof(err)) != 0) {
-			link_fail(l, "%s", err);
-		} else {
-			struct agent_conn *v = vid_find(l->dp, m.vid);
-			if (v) {
-				vid_remove(v);
-				conn_closed(v, m.reason[0] ? m.reason : "closed by the agent");
-			}
-		}
-	} else if (type == A_DP_LOAD) {
-		int64_t n;
-		bool removed = false;
-		if (agentproto_decode_count(o, "A_DP_LOAD", "connections", 10000000, &n, err,
-					    sizeof(err)) != 0) {
-			link_fail(l, "%s", err);
-		} else if (dps_load(ps->d->db, l->dp->id, n, &removed, err, sizeof(err)) != 0) {
-			log_warnx("push %s: cannot record its load: %s", l->peer, err);
-			(void)daemon_db_ensure(ps->d);
-		} else if (!removed) {
-			/* The answer keeps the link alive both ways and shows what the slave holds. */
-			send_obj(l, A_DP_LOAD, json_pack("{s:I}", "connections",
-							  (json_int_t)l->dp->nvirtual));
-		} else {
-			log_notice("push %s: removed by the operator; closing its link", l->peer);
-			link_closed(l);
-			conn_enter(l, CONN_CLOSING);
-			chan_send_error(l->ch, PROTO_ERR_UNREGISTERED,
-					"this distribution point was removed from the slave");
-		}
-	} else {
-		link_fail(l, "unexpected message %s", agentproto_msg_name(type));
-	}
-	json_decref(o);
-}
-
 static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
 		       void *arg)
 {
 	struct agent_conn *c = arg;
 	(void)ch;
 	if (c->st == CONN_DP)
-		link_message(c, type, payload, len);
+		pushdp_link_message(c, type, payload, len);
 	else
-		conn_message(c, type, payload, len);
+		push_conn_message(c, type, payload, len);
 }
 
 /* Forgets a connection that ended; the last use of c. */
-static void conn_closed(struct agent_conn *c, const char *reason)
+void push_conn_closed(struct agent_conn *c, const char *reason)
 {
 	struct push_server *ps = c->ps;
 	if (c->dirty)
-		flush_one(ps, c);
+		push_flush_one(ps, c);
 	if (c->st == CONN_AUTHING)
 		TAILQ_REMOVE(&ps->authing, c, qentry);
 	if (c->st == CONN_DP)
-		link_closed(c);
+		pushdp_link_closed(c);
 	if (c->st == CONN_PROVING) {
 		TAILQ_REMOVE(&ps->proving, c, qentry);
 		free(c->claim);
@@ -1258,7 +845,7 @@ static void conn_closed(struct agent_conn *c, const char *reason)
 static void on_close(struct chan *ch, const char *reason, void *arg)
 {
 	(void)ch;
-	conn_closed(arg, reason);
+	push_conn_closed(arg, reason);
 }
 
 static void on_dead(evutil_socket_t fd, short what, void *arg)
@@ -1269,7 +856,7 @@ static void on_dead(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while ((c = TAILQ_FIRST(&ps->dead)) != NULL) {
 		TAILQ_REMOVE(&ps->dead, c, qentry);
-		conn_closed(c, "ended by the slave");
+		push_conn_closed(c, "ended by the slave");
 	}
 }
 
@@ -1317,7 +904,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (ps->nsockets > ps->d->cfg.push_max_connections) {
 		log_warnx("push %s: refused, %d connections open (limit %d)", c->peer,
 			  ps->nsockets - 1, ps->d->cfg.push_max_connections);
-		conn_enter(c, CONN_CLOSING);
+		push_conn_enter(c, CONN_CLOSING);
 		chan_send_error(c->ch, PROTO_ERR_BUSY, "the push server is full; retry later");
 	}
 }
@@ -1410,7 +997,7 @@ static void on_auth_notice(struct push_server *ps, const char *payload)
 		int64_t id = strtoll(p + 1, &p, 10);
 		struct agent_conn *c = hash_find(ps, id);
 		if (c)
-			conn_fail(c, PROTO_ERR_PROTOCOL,
+			push_conn_fail(c, PROTO_ERR_PROTOCOL,
 			  "replaced by a newer connection on another push worker");
 	}
 }
@@ -1437,7 +1024,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 		else if (strcmp(n->relname, "strata_revoked") == 0) {
 			struct agent_conn *c = hash_find(ps, strtoll(n->extra, NULL, 10));
 			if (c)
-				conn_fail(c, PROTO_ERR_UNREGISTERED,
+				push_conn_fail(c, PROTO_ERR_UNREGISTERED,
 					  "endpoint %" PRId64 " was revoked", c->agent.id);
 		}
 		PQfreemem(n);
@@ -1545,7 +1132,7 @@ void push_shutdown(struct push_server *ps)
 	if (!c->via) {
 		/* A link keeps its state so its close ends its relayed agents. */
 		if (c->st != CONN_DP)
-			conn_enter(c, CONN_CLOSING);
+			push_conn_enter(c, CONN_CLOSING);
 		chan_close(c->ch, "slave shutting down");
 	}
 }
