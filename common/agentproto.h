@@ -69,6 +69,8 @@ enum agent_msg {
  * the address and keying material truly, as it trusts its own workers.
  */
 #define DP_FRAME_HDR 10 /* vid (8) + type (2) ahead of an A_DP_FRAME's inner payload */
+#define DP_LOAD_S 5	/* a point's A_DP_LOAD period; the slave answers each */
+#define DP_SILENCE_S 30 /* a link silent this long is dead at either end */
 
 /* Receiver states of the agent channel. */
 enum agent_state {

@@ -22,8 +22,6 @@
 
 #define RETRY_MIN 1
 #define RETRY_MAX 30
-#define LOAD_S 5
-#define LINK_TIMEOUT 30 /* s without a frame from the slave that end the link */
 #define VID_BUCKETS 4096
 
 /* One agent connection. */
@@ -344,8 +342,8 @@ static void link_on_message(struct chan *ch, uint16_t type, const uint8_t *paylo
 			r->link_up = true;
 			r->backoff = RETRY_MIN;
 			chan_set_max_frame(ch, (uint32_t)r->d->cfg.frame_max + DP_FRAME_HDR);
-			chan_set_timeout(ch, LINK_TIMEOUT);
-			struct timeval tv = { LOAD_S, 0 };
+			chan_set_timeout(ch, DP_SILENCE_S);
+			struct timeval tv = { DP_LOAD_S, 0 };
 			event_add(r->load_ev, &tv);
 			on_load(-1, 0, r);
 			log_notice("dp: linked to the slave %s:%d; agents are welcome",

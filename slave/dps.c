@@ -104,15 +104,10 @@ int dps_load(struct db *db, int64_t dp_id, int64_t connections, bool *removed, c
 	return 0;
 }
 
-int dps_reset(struct db *db, int pid, char *err, size_t errlen)
+int dps_reset(struct db *db, char *err, size_t errlen)
 {
-	char pids[16];
-	snprintf(pids, sizeof(pids), "%d", pid);
-	const char *p[] = { pids };
-	return db_exec(db,
-		       "UPDATE push_servers SET online = false, connections = 0 WHERE online AND "
-		       "($1::int = 0 OR link_pid = $1::int)",
-		       1, p, err, errlen);
+	return db_exec(db, "UPDATE push_servers SET online = false, connections = 0 WHERE online",
+		       0, NULL, err, errlen);
 }
 
 int dps_any(struct db *db, char *err, size_t errlen)
@@ -147,25 +142,27 @@ static int reassign(struct db *db, const char *eid, int64_t target, char *err, s
 		       2, p, err, errlen);
 }
 
-int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out,
-	      char *err, size_t errlen)
+int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *err,
+	      size_t errlen)
 {
-	char eid[24];
+	char eid[24], silence[16];
 	snprintf(eid, sizeof(eid), "%" PRId64, endpoint_id);
-	const char *p[] = { eid };
+	snprintf(silence, sizeof(silence), "%d", DP_SILENCE_S);
+	const char *p[] = { eid, silence };
 	/* The endpoint's assignment (0: none) and every online push server
-	 * serving its group, least assigned first. */
+	 * serving its group (a link that reported within DP_SILENCE_S), least
+	 * assigned first. */
 	PGresult *res = db_query(
 		db,
 		"WITH e AS (SELECT coalesce(g.path, '') AS path, coalesce(a.server_id, 0) AS cur "
 		"FROM endpoints e LEFT JOIN groups g ON g.id = e.group_id "
 		"LEFT JOIN push_assignments a ON a.endpoint_id = e.id WHERE e.id = $1::bigint) "
 		"SELECT e.cur, p.id, p.address, p.port, p.assigned FROM e LEFT JOIN push_servers p "
-		"ON p.online AND NOT p.revoked AND p.last_seen > now() - interval '30 seconds' AND ("
-		"(p.group_path = '/' OR e.path = p.group_path "
-		"OR left(e.path, length(p.group_path) + 1) = p.group_path || '/')) "
+		"ON p.online AND NOT p.revoked AND p.last_seen > now() - "
+		"make_interval(secs => $2::int) AND (p.group_path = '/' OR e.path = p.group_path "
+		"OR left(e.path, length(p.group_path) + 1) = p.group_path || '/') "
 		"ORDER BY p.assigned, p.id",
-		1, p, err, errlen);
+		2, p, err, errlen);
 	if (!res)
 		return -1;
 	int n = PQntuples(res);
@@ -206,11 +203,15 @@ int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out,
 
 json_t *dps_list(struct db *db, char *err, size_t errlen)
 {
+	char silence[16];
+	snprintf(silence, sizeof(silence), "%d", DP_SILENCE_S);
+	const char *p[] = { silence };
 	return dbjson_query(db,
 			    "SELECT name, group_path AS \"group\", address, port, CASE WHEN revoked "
-			    "THEN 'removed' WHEN online AND last_seen > now() - interval '30 seconds' THEN 'online' ELSE 'offline' END AS status, "
-			    "connections, assigned, last_seen FROM push_servers ORDER BY name",
-			    0, NULL, err, errlen);
+			    "THEN 'removed' WHEN online AND last_seen > now() - make_interval(secs "
+			    "=> $1::int) THEN 'online' ELSE 'offline' END AS status, connections, "
+			    "assigned, last_seen FROM push_servers ORDER BY name",
+			    1, p, err, errlen);
 }
 
 json_t *dps_remove(struct db *db, json_t *args, char *err, size_t errlen)

@@ -48,8 +48,8 @@ int dps_set_online(struct db *db, int64_t dp_id, bool online, int pid, char *err
 /* Records its connection count; *removed: it was removed meanwhile. */
 int dps_load(struct db *db, int64_t dp_id, int64_t connections, bool *removed, char *err,
 	     size_t errlen);
-/* Marks every distribution point whose link was held by pid offline (at start: pid 0 = all). */
-int dps_reset(struct db *db, int pid, char *err, size_t errlen);
+/* Marks every distribution point offline: at start, before any link is taken. */
+int dps_reset(struct db *db, char *err, size_t errlen);
 /* Whether any distribution point is enrolled and not removed: 1, 0, or -1. */
 int dps_any(struct db *db, char *err, size_t errlen);
 

@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 			  sizeof(err)) != 0)
 		log_fatalx("agent PKI in %s: %s", sl.d.cfg.data_dir, err);
 	/* No distribution point is linked before a push server of this start takes it. */
-	if (dps_reset(sl.d.db, 0, err, sizeof(err)) != 0)
+	if (dps_reset(sl.d.db, err, sizeof(err)) != 0)
 		log_warnx("cannot reset the distribution points' link status: %s", err);
 	if (sl.d.cfg.push_port != 0 && sl.d.cfg.push_workers >= 2) {
 		sl.workers = workers_start(&sl.d, sl.d.cfg.push_workers, err, sizeof(err));

@@ -14,7 +14,6 @@
 #include "tls.h"
 
 #define DP_CERT_DAYS 825
-#define DP_LINK_TIMEOUT 30 /* s without A_DP_LOAD (sent every 5 s) that end a link */
 
 static struct agent_conn **vid_slot(struct dp_link *dp, uint64_t vid)
 {
@@ -178,7 +177,7 @@ void pushdp_auth(struct agent_conn *c, json_t *o)
 	ps->dps_known = true;
 	push_conn_enter(c, CONN_DP);
 	chan_set_max_frame(c->ch, (uint32_t)ps->d->cfg.frame_max + DP_FRAME_HDR);
-	chan_set_timeout(c->ch, DP_LINK_TIMEOUT);
+	chan_set_timeout(c->ch, DP_SILENCE_S);
 	log_notice("push: distribution point %s (%" PRId64 ") linked", name, m.dp_id);
 	push_send_obj(c, A_DP_AUTH_OK, json_pack("{s:i}", "heartbeat", ps->d->cfg.heartbeat_interval));
 }
