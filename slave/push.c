@@ -200,6 +200,15 @@ void push_conn_error(struct agent_conn *c, const char *code, const char *msg)
 	pushdp_end(c, msg);
 }
 
+bool push_version_ok(struct agent_conn *c, int proto)
+{
+	if (proto == AGENT_PROTO_VERSION)
+		return true;
+	push_conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
+		       proto, AGENT_PROTO_VERSION);
+	return false;
+}
+
 /* Logs, sends ERROR {code, message} and closes once it is flushed. */
 void push_conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
 {
@@ -314,11 +323,8 @@ static void on_enrol(struct agent_conn *c, json_t *o)
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		push_conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
-			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
+	if (!push_version_ok(c, m.proto))
 		return;
-	}
 	int64_t eid;
 	struct dps_route r = { 0 };
 	int rc = agents_enrol(c->ps->d->db, c->ps->pki->pin, c->ps->d->cfg.seats, &m, c->ip, uid,
@@ -388,11 +394,8 @@ static void on_auth(struct agent_conn *c, json_t *o)
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		push_conn_fail(c, PROTO_ERR_VERSION, "agent protocol %d is not supported (this slave "
-			  "speaks %d)", m.proto, AGENT_PROTO_VERSION);
+	if (!push_version_ok(c, m.proto))
 		return;
-	}
 	c->claim = malloc(sizeof(*c->claim));
 	if (!c->claim) {
 		push_conn_internal(c, "authentication", "out of memory");

@@ -112,6 +112,8 @@ void push_conn_enter(struct agent_conn *c, enum conn_state next);
 /* Logs, sends ERROR {code, message} and closes once it is flushed. */
 void push_conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* true for this slave's agent protocol version; else the connection fails with ERROR version. */
+bool push_version_ok(struct agent_conn *c, int proto);
 /* A database failure: the agent retries later. */
 void push_conn_internal(struct agent_conn *c, const char *what, const char *err);
 /* ERROR {code, message}, then the close. */

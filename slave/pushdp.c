@@ -83,11 +83,8 @@ void pushdp_enrol(struct agent_conn *c, json_t *o)
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		push_conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
-			  m.proto, AGENT_PROTO_VERSION);
+	if (!push_version_ok(c, m.proto))
 		return;
-	}
 	X509_REQ *req = tls_csr_from_pem(m.csr, err, sizeof(err));
 	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
 	if (!req || !pub || EVP_PKEY_id(pub) != EVP_PKEY_ED25519 ||
@@ -135,11 +132,8 @@ void pushdp_auth(struct agent_conn *c, json_t *o)
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	if (m.proto != AGENT_PROTO_VERSION) {
-		push_conn_fail(c, PROTO_ERR_VERSION, "protocol %d is not supported (this slave speaks %d)",
-			  m.proto, AGENT_PROTO_VERSION);
+	if (!push_version_ok(c, m.proto))
 		return;
-	}
 	int rc = dps_lookup(ps->d->db, m.dp_id, key, name, sizeof(name), err, sizeof(err));
 	if (rc < 0) {
 		push_conn_internal(c, "distribution point lookup", err);

@@ -422,18 +422,9 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
-pid_t hp_spawn_agent(const char *log, ...)
+/* Starts argv[0] with its output appended to log. */
+static pid_t spawn_logged(const char *log, char *const argv[])
 {
-	char *argv[32];
-	int argc = 0;
-	va_list ap;
-	argv[argc++] = HP_AGENT;
-	va_start(ap, log);
-	char *a;
-	while ((a = va_arg(ap, char *)) && argc < 31)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -448,20 +439,25 @@ pid_t hp_spawn_agent(const char *log, ...)
 	return pid;
 }
 
+pid_t hp_spawn_agent(const char *log, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = HP_AGENT;
+	va_start(ap, log);
+	char *a;
+	while ((a = va_arg(ap, char *)) && argc < 31)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return spawn_logged(log, argv);
+}
+
 pid_t hp_spawn_dp(const char *log, const char *cfg)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execl(HP_DP, HP_DP, "-c", cfg, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	char *argv[] = { HP_DP, "-c", (char *)cfg, NULL };
+	return spawn_logged(log, argv);
 }
 
 void hp_reap(pid_t *pid, int sig)
