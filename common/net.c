@@ -28,7 +28,8 @@ struct evconnlistener *net_listen(struct event_base *base, const char *what, con
 	snprintf(ports, sizeof(ports), "%d", port);
 	int rc = evutil_getaddrinfo(address, ports, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, errlen, "%s address '%s': %s", what, address, evutil_gai_strerror(rc));
+		snprintf(err, errlen, "%s address '%s': %s", what, address,
+			 evutil_gai_strerror(rc));
 		return NULL;
 	}
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;

@@ -20,8 +20,8 @@
 #include "proto.h"
 #include "tls.h"
 
-#define RETRY_MIN 1
-#define RETRY_MAX 30
+#define RETRY_MIN   1
+#define RETRY_MAX   30
 #define VID_BUCKETS 4096
 
 /* One agent connection. */
@@ -120,9 +120,9 @@ static void agent_on_connected(struct chan *ch, void *arg)
 	struct agent **slot = vid_slot(r, a->vid);
 	a->vnext = *slot;
 	*slot = a;
-	link_send_json(r, A_DP_OPEN,
-		       json_pack("{s:I, s:s, s:s}", "vid", (json_int_t)a->vid, "address", a->ip,
-				 "ekm", hex));
+	link_send_json(
+	    r, A_DP_OPEN,
+	    json_pack("{s:I, s:s, s:s}", "vid", (json_int_t)a->vid, "address", a->ip, "ekm", hex));
 }
 
 /* An agent's frame goes to the slave as it came. */
@@ -154,9 +154,9 @@ static void agent_on_close(struct chan *ch, const char *reason, void *arg)
 	if (a->vid != 0) {
 		vid_remove(a);
 		if (!a->ended)
-			link_send_json(r, A_DP_CLOSE,
-				       json_pack("{s:I, s:s}", "vid", (json_int_t)a->vid, "reason",
-						 reason));
+			link_send_json(
+			    r, A_DP_CLOSE,
+			    json_pack("{s:I, s:s}", "vid", (json_int_t)a->vid, "reason", reason));
 	}
 	log_debug("dp %s: closed: %s", a->peer, reason);
 	TAILQ_REMOVE(&r->agents, a, entry);
@@ -190,10 +190,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	net_peer(sa, a->ip, sizeof(a->ip), &port);
 	snprintf(a->peer, sizeof(a->peer), "%s:%d", a->ip, port);
 	SSL *ssl = SSL_new(r->server_ctx);
-	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(r->d->base, fd, ssl,
-								       BUFFEREVENT_SSL_ACCEPTING,
-								       BEV_OPT_CLOSE_ON_FREE)
-				      : NULL;
+	struct bufferevent *bev =
+	    ssl ? bufferevent_openssl_socket_new(r->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE)
+		: NULL;
 	if (!bev) {
 		SSL_free(ssl);
 		evutil_closesocket(fd);
@@ -291,8 +291,10 @@ static void enrolled(struct relay *r, json_t *o)
 	FILE *f = fopen(data_path(r, "dp.id", path, sizeof(path)), "w");
 	if (!f || fputs(id, f) < 0 || fclose(f) != 0)
 		log_fatalx("enrolment: cannot write %s", path);
-	if (tls_cert_save(cert, data_path(r, "dp.crt", path, sizeof(path)), err, sizeof(err)) != 0 ||
-	    tls_cert_save(r->ca, data_path(r, "ca.crt", path, sizeof(path)), err, sizeof(err)) != 0 ||
+	if (tls_cert_save(cert, data_path(r, "dp.crt", path, sizeof(path)), err, sizeof(err)) !=
+		0 ||
+	    tls_cert_save(r->ca, data_path(r, "ca.crt", path, sizeof(path)), err, sizeof(err)) !=
+		0 ||
 	    tls_key_save(r->key, data_path(r, "dp.key", path, sizeof(path)), err, sizeof(err)) != 0)
 		log_fatalx("enrolment: %s", err);
 	r->cert = cert;
@@ -355,7 +357,8 @@ static void link_on_message(struct chan *ch, uint16_t type, const uint8_t *paylo
 					    sizeof(err)) != 0)
 			chan_send_error(ch, PROTO_ERR_PROTOCOL, "%s", err);
 		else
-			log_debug("dp: the slave holds %" PRId64 " of our %d agents", n, r->nagents);
+			log_debug("dp: the slave holds %" PRId64 " of our %d agents", n,
+				  r->nagents);
 	} else if (type == A_DP_CLOSE && r->link_up) {
 		struct amsg_dp_close m;
 		if (agentproto_decode_dp_close(o, &m, err, sizeof(err)) != 0) {
@@ -399,8 +402,8 @@ static void link_on_connected(struct chan *ch, void *arg)
 			log_fatalx("cannot make a certificate request: %s", err);
 		public_host(&r->d->cfg, host, sizeof(host));
 		m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i}", "proto", AGENT_PROTO_VERSION,
-			      "token", r->token, "name", r->d->cfg.name, "csr", csr, "address", host,
-			      "port", r->d->cfg.push_port);
+			      "token", r->token, "name", r->d->cfg.name, "csr", csr, "address",
+			      host, "port", r->d->cfg.push_port);
 		free(csr);
 		chan_send_json(ch, A_DP_ENROL, m);
 		json_decref(m);
@@ -426,8 +429,7 @@ static void link_on_close(struct chan *ch, const char *reason, void *arg)
 	r->link_up = false;
 	event_del(r->load_ev);
 	/* Its agents cannot be served: they go back to their slave. */
-	TAILQ_FOREACH(a, &r->agents, entry)
-	{
+	TAILQ_FOREACH (a, &r->agents, entry) {
 		a->ended = true;
 		chan_close(a->ch, "the distribution point lost its slave");
 	}
@@ -567,7 +569,8 @@ struct relay *relay_start(struct daemon *d, char *err, size_t errlen)
 		goto fail;
 	if (rc == 1) {
 		if (d->cfg.slave_token[0] == '\0') {
-			snprintf(err, errlen, "not enrolled yet: set <slave token=\"...\"> to a "
+			snprintf(err, errlen,
+				 "not enrolled yet: set <slave token=\"...\"> to a "
 				 "token from \"strata-ctl dp-token create\" on the slave");
 			goto fail;
 		}
@@ -604,8 +607,8 @@ void relay_shutdown(struct relay *r)
 		chan_close(r->link, "distribution point shutting down");
 	else {
 		struct agent *a;
-		TAILQ_FOREACH(a, &r->agents, entry)
-		chan_close(a->ch, "distribution point shutting down");
+		TAILQ_FOREACH (a, &r->agents, entry)
+			chan_close(a->ch, "distribution point shutting down");
 	}
 }
 

@@ -9,8 +9,8 @@
 #include "dbjson.h"
 #include "log.h"
 
-int dps_enrol(struct db *db, const char *ca_pin, const struct amsg_dp_enrol *m,
-	      const char *key_hex, int64_t *dp_id, char *err, size_t errlen)
+int dps_enrol(struct db *db, const char *ca_pin, const struct amsg_dp_enrol *m, const char *key_hex,
+	      int64_t *dp_id, char *err, size_t errlen)
 {
 	char group[256] = "", id[32], port[16];
 	if (db_begin(db, err, errlen) != 0)
@@ -25,8 +25,10 @@ int dps_enrol(struct db *db, const char *ca_pin, const struct amsg_dp_enrol *m,
 		goto out;
 	}
 	if (strcmp(id, "0") != 0) {
-		snprintf(err, errlen, "a distribution point named %s is enrolled already; remove it "
-			 "first (strata-ctl dp remove %s)", m->name, m->name);
+		snprintf(err, errlen,
+			 "a distribution point named %s is enrolled already; remove it "
+			 "first (strata-ctl dp remove %s)",
+			 m->name, m->name);
 		rc = 1;
 		goto out;
 	}
@@ -71,8 +73,7 @@ int dps_lookup(struct db *db, int64_t dp_id, char key_hex[65], char *name, size_
 	return rc;
 }
 
-int dps_set_online(struct db *db, int64_t dp_id, bool online, int pid, char *err,
-		   size_t errlen)
+int dps_set_online(struct db *db, int64_t dp_id, bool online, int pid, char *err, size_t errlen)
 {
 	char id[24], pids[16];
 	snprintf(id, sizeof(id), "%" PRId64, dp_id);
@@ -142,8 +143,7 @@ static int reassign(struct db *db, const char *eid, int64_t target, char *err, s
 		       2, p, err, errlen);
 }
 
-int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *err,
-	      size_t errlen)
+int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *err, size_t errlen)
 {
 	char eid[24], silence[16];
 	snprintf(eid, sizeof(eid), "%" PRId64, endpoint_id);
@@ -153,16 +153,16 @@ int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *e
 	 * serving its group (a link that reported within DP_SILENCE_S), least
 	 * assigned first. */
 	PGresult *res = db_query(
-		db,
-		"WITH e AS (SELECT coalesce(g.path, '') AS path, coalesce(a.server_id, 0) AS cur "
-		"FROM endpoints e LEFT JOIN groups g ON g.id = e.group_id "
-		"LEFT JOIN push_assignments a ON a.endpoint_id = e.id WHERE e.id = $1::bigint) "
-		"SELECT e.cur, p.id, p.address, p.port, p.assigned FROM e LEFT JOIN push_servers p "
-		"ON p.online AND NOT p.revoked AND p.last_seen > now() - "
-		"make_interval(secs => $2::int) AND (p.group_path = '/' OR e.path = p.group_path "
-		"OR left(e.path, length(p.group_path) + 1) = p.group_path || '/') "
-		"ORDER BY p.assigned, p.id",
-		2, p, err, errlen);
+	    db,
+	    "WITH e AS (SELECT coalesce(g.path, '') AS path, coalesce(a.server_id, 0) AS cur "
+	    "FROM endpoints e LEFT JOIN groups g ON g.id = e.group_id "
+	    "LEFT JOIN push_assignments a ON a.endpoint_id = e.id WHERE e.id = $1::bigint) "
+	    "SELECT e.cur, p.id, p.address, p.port, p.assigned FROM e LEFT JOIN push_servers p "
+	    "ON p.online AND NOT p.revoked AND p.last_seen > now() - "
+	    "make_interval(secs => $2::int) AND (p.group_path = '/' OR e.path = p.group_path "
+	    "OR left(e.path, length(p.group_path) + 1) = p.group_path || '/') "
+	    "ORDER BY p.assigned, p.id",
+	    2, p, err, errlen);
 	if (!res)
 		return -1;
 	int n = PQntuples(res);
@@ -178,7 +178,8 @@ int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *e
 			mine = i;
 	int pick = best;
 	if (mine >= 0) {
-		/* Stay unless clearly busier than the least-loaded one (its own count includes this endpoint). */
+		/* Stay unless clearly busier than the least-loaded one (its own count includes this
+		 * endpoint). */
 		long lo = strtol(PQgetvalue(res, best, 4), NULL, 10);
 		long here = strtol(PQgetvalue(res, mine, 4), NULL, 10) - 1;
 		long slack = lo / 10 > 2 ? lo / 10 : 2;
@@ -206,12 +207,13 @@ json_t *dps_list(struct db *db, char *err, size_t errlen)
 	char silence[16];
 	snprintf(silence, sizeof(silence), "%d", DP_SILENCE_S);
 	const char *p[] = { silence };
-	return dbjson_query(db,
-			    "SELECT name, group_path AS \"group\", address, port, CASE WHEN revoked "
-			    "THEN 'removed' WHEN online AND last_seen > now() - make_interval(secs "
-			    "=> $1::int) THEN 'online' ELSE 'offline' END AS status, connections, "
-			    "assigned, last_seen FROM push_servers ORDER BY name",
-			    1, p, err, errlen);
+	return dbjson_query(
+	    db,
+	    "SELECT name, group_path AS \"group\", address, port, CASE WHEN revoked "
+	    "THEN 'removed' WHEN online AND last_seen > now() - make_interval(secs "
+	    "=> $1::int) THEN 'online' ELSE 'offline' END AS status, connections, "
+	    "assigned, last_seen FROM push_servers ORDER BY name",
+	    1, p, err, errlen);
 }
 
 json_t *dps_remove(struct db *db, json_t *args, char *err, size_t errlen)
@@ -223,12 +225,13 @@ json_t *dps_remove(struct db *db, json_t *args, char *err, size_t errlen)
 		return NULL;
 	}
 	const char *p[] = { name };
-	if (db_query_value(db,
-			   "WITH r AS (UPDATE push_servers SET revoked = true, online = false, "
-			   "assigned = 0 WHERE name = $1 AND NOT revoked RETURNING id), "
-			   "d AS (DELETE FROM push_assignments WHERE server_id IN (SELECT id FROM r) "
-			   "RETURNING 1) SELECT count(*)::text FROM r",
-			   1, p, n, sizeof(n), err, errlen) != 0)
+	if (db_query_value(
+		db,
+		"WITH r AS (UPDATE push_servers SET revoked = true, online = false, "
+		"assigned = 0 WHERE name = $1 AND NOT revoked RETURNING id), "
+		"d AS (DELETE FROM push_assignments WHERE server_id IN (SELECT id FROM r) "
+		"RETURNING 1) SELECT count(*)::text FROM r",
+		1, p, n, sizeof(n), err, errlen) != 0)
 		return NULL;
 	if (strcmp(n, "0") == 0) {
 		snprintf(err, errlen, "no distribution point named %s", name);

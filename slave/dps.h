@@ -35,16 +35,15 @@
  * Registers a distribution point: 0 with *dp_id; 1 refused (token, or a
  * name already enrolled) with the reason for the peer in err; -1.
  */
-int dps_enrol(struct db *db, const char *ca_pin, const struct amsg_dp_enrol *m,
-	      const char *key_hex, int64_t *dp_id, char *err, size_t errlen);
+int dps_enrol(struct db *db, const char *ca_pin, const struct amsg_dp_enrol *m, const char *key_hex,
+	      int64_t *dp_id, char *err, size_t errlen);
 
 /* Its key and name: 0 found, 1 unknown or removed, -1. */
 int dps_lookup(struct db *db, int64_t dp_id, char key_hex[65], char *name, size_t namelen,
 	       char *err, size_t errlen);
 
 /* Its link came up in process pid (online) or went down. */
-int dps_set_online(struct db *db, int64_t dp_id, bool online, int pid, char *err,
-		   size_t errlen);
+int dps_set_online(struct db *db, int64_t dp_id, bool online, int pid, char *err, size_t errlen);
 /* Records its connection count; *removed: it was removed meanwhile. */
 int dps_load(struct db *db, int64_t dp_id, int64_t connections, bool *removed, char *err,
 	     size_t errlen);
@@ -63,8 +62,7 @@ struct dps_route {
  * one), moving its assignment when the rule above says so. out->address
  * and port are set for a distribution point.
  */
-int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out,
-	      char *err, size_t errlen);
+int dps_route(struct db *db, int64_t endpoint_id, struct dps_route *out, char *err, size_t errlen);
 
 /* dp list: a table; NULL with err. */
 json_t *dps_list(struct db *db, char *err, size_t errlen);

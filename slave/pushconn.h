@@ -21,8 +21,8 @@
 
 /* ERROR codes of the agent channel beyond those of proto.h. */
 #define AGENT_ERR_SEATS "seats"
-#define AGENT_ERR_AUTH "auth"
-#define AGENT_ERR_RATE "rate"
+#define AGENT_ERR_AUTH	"auth"
+#define AGENT_ERR_RATE	"rate"
 
 #define VID_BUCKETS 1024 /* relayed agents per link bucket array; chains grow past that */
 
@@ -48,16 +48,16 @@ struct agent_conn {
 	 * serves the three lists. */
 	TAILQ_ENTRY(agent_conn) qentry;
 	struct auth_claim *claim; /* while CONN_PROVING */
-	struct agent_conn *hnext;	/* bucket chain of ps->byid */
-	bool hashed;			/* in ps->byid under agent.id */
-	bool reachable;			/* 'online', else 'unreachable' */
+	struct agent_conn *hnext; /* bucket chain of ps->byid */
+	bool hashed;		  /* in ps->byid under agent.id */
+	bool reachable;		  /* 'online', else 'unreachable' */
 	struct push_server *ps;
 	struct chan *ch; /* NULL for an agent relayed by a distribution point */
 	/* A relayed agent: the link it came by and its number there. */
 	struct agent_conn *via, *vnext;
 	uint64_t vid;
-	unsigned char *ekm;   /* its session's keying material, until A_AUTH */
-	struct dp_link *dp;   /* CONN_DP: the distribution point */
+	unsigned char *ekm; /* its session's keying material, until A_AUTH */
+	struct dp_link *dp; /* CONN_DP: the distribution point */
 	char peer[64];
 	char ip[INET6_ADDRSTRLEN];
 	enum conn_state st;
@@ -85,15 +85,16 @@ struct push_server {
 	const struct agent_pki *pki;
 	struct evconnlistener *listener;
 	struct conn_list conns;
-	int nconns;	   /* every connection, relayed ones included */
-	int nsockets;	   /* this process's own sockets (max-connections) */
-	bool dps_known;	   /* a distribution point is enrolled: route every A_AUTH (strata_push_servers) */
+	int nconns;	       /* every connection, relayed ones included */
+	int nsockets;	       /* this process's own sockets (max-connections) */
+	bool dps_known;	       /* a distribution point is enrolled: route every A_AUTH
+				  (strata_push_servers) */
 	struct conn_list dead; /* relayed connections ended, to free from the loop */
 	struct event *dead_ev;
 	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
 	int64_t sweep_due_ms;		   /* now_ms() at which sweep_ev fires */
 	struct agents_heartbeat policy_hb; /* the policies' interval, cached */
-	struct db *listen_db; /* LISTEN strata_commands */
+	struct db *listen_db;		   /* LISTEN strata_commands */
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;
 	size_t nbuckets, nhashed;
@@ -111,7 +112,7 @@ struct push_server {
 void push_conn_enter(struct agent_conn *c, enum conn_state next);
 /* Logs, sends ERROR {code, message} and closes once it is flushed. */
 void push_conn_fail(struct agent_conn *c, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* true for this slave's agent protocol version; else the connection fails with ERROR version. */
 bool push_version_ok(struct agent_conn *c, int proto);
 /* A database failure: the agent retries later. */

@@ -90,8 +90,10 @@ void pushdp_enrol(struct agent_conn *c, json_t *o)
 	if (!req || !pub || EVP_PKEY_id(pub) != EVP_PKEY_ED25519 ||
 	    agentproto_pubkey_hex(pub, key) != 0) {
 		X509_REQ_free(req);
-		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_DP_ENROL: member 'csr' must be an Ed25519 "
-			  "certificate request%s%s", req ? "" : ": ", req ? "" : err);
+		push_conn_fail(c, PROTO_ERR_PROTOCOL,
+			       "A_DP_ENROL: member 'csr' must be an Ed25519 "
+			       "certificate request%s%s",
+			       req ? "" : ": ", req ? "" : err);
 		return;
 	}
 	/* Signed before the row is written: a CSR that fails its own signature stores nothing. */
@@ -115,8 +117,9 @@ void pushdp_enrol(struct agent_conn *c, json_t *o)
 		return;
 	}
 	ps->dps_known = true;
-	push_send_obj(c, A_DP_ENROL_OK, json_pack("{s:I, s:s, s:s}", "dp_id", (json_int_t)id, "cert",
-					     pem, "ca", ps->pki->ca_pem));
+	push_send_obj(c, A_DP_ENROL_OK,
+		      json_pack("{s:I, s:s, s:s}", "dp_id", (json_int_t)id, "cert", pem, "ca",
+				ps->pki->ca_pem));
 	free(pem);
 	push_conn_enter(c, CONN_CLOSING);
 	push_conn_close(c, "distribution point enrolled");
@@ -140,8 +143,10 @@ void pushdp_auth(struct agent_conn *c, json_t *o)
 		return;
 	}
 	if (rc == 1) {
-		push_conn_fail(c, PROTO_ERR_UNREGISTERED, "distribution point %" PRId64 " is unknown or "
-			  "removed; enrol it again with a new token", m.dp_id);
+		push_conn_fail(c, PROTO_ERR_UNREGISTERED,
+			       "distribution point %" PRId64 " is unknown or "
+			       "removed; enrol it again with a new token",
+			       m.dp_id);
 		return;
 	}
 	if (agentproto_verify(chan_ssl(c->ch), key, m.sig) != 0) {
@@ -150,12 +155,12 @@ void pushdp_auth(struct agent_conn *c, json_t *o)
 	}
 	/* An older link of the same point in this process is a dead TCP connection. */
 	struct agent_conn *old;
-	TAILQ_FOREACH(old, &ps->conns, entry)
-	if (old->st == CONN_DP && old->dp->id == m.dp_id) {
-		push_conn_enter(old, CONN_CLOSING);
-		chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer link");
-		pushdp_link_closed(old);
-	}
+	TAILQ_FOREACH (old, &ps->conns, entry)
+		if (old->st == CONN_DP && old->dp->id == m.dp_id) {
+			push_conn_enter(old, CONN_CLOSING);
+			chan_send_error(old->ch, PROTO_ERR_PROTOCOL, "replaced by a newer link");
+			pushdp_link_closed(old);
+		}
 	c->dp = calloc(1, sizeof(*c->dp));
 	if (!c->dp) {
 		push_conn_internal(c, "distribution point link", "out of memory");
@@ -173,7 +178,8 @@ void pushdp_auth(struct agent_conn *c, json_t *o)
 	chan_set_max_frame(c->ch, (uint32_t)ps->d->cfg.frame_max + DP_FRAME_HDR);
 	chan_set_timeout(c->ch, DP_SILENCE_S);
 	log_notice("push: distribution point %s (%" PRId64 ") linked", name, m.dp_id);
-	push_send_obj(c, A_DP_AUTH_OK, json_pack("{s:i}", "heartbeat", ps->d->cfg.heartbeat_interval));
+	push_send_obj(c, A_DP_AUTH_OK,
+		      json_pack("{s:i}", "heartbeat", ps->d->cfg.heartbeat_interval));
 }
 
 /* Ends the link's relayed connections and marks the point offline (once). */
@@ -197,7 +203,8 @@ void pushdp_link_closed(struct agent_conn *l)
 	dp->id = 0;
 }
 
-static void link_fail(struct agent_conn *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void link_fail(struct agent_conn *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void link_fail(struct agent_conn *l, const char *fmt, ...)
 {
@@ -266,8 +273,10 @@ void pushdp_link_message(struct agent_conn *l, uint16_t type, const uint8_t *pay
 			return;
 		size_t n = len - DP_FRAME_HDR;
 		if (v->st == CONN_PREAUTH && n > (size_t)ps->d->cfg.frame_max_preauth) {
-			push_conn_fail(v, PROTO_ERR_PROTOCOL, "frame of %zu bytes before authentication "
-				  "(limit %d)", n, ps->d->cfg.frame_max_preauth);
+			push_conn_fail(v, PROTO_ERR_PROTOCOL,
+				       "frame of %zu bytes before authentication "
+				       "(limit %d)",
+				       n, ps->d->cfg.frame_max_preauth);
 			return;
 		}
 		push_conn_message(v, inner, payload + DP_FRAME_HDR, n);
@@ -313,9 +322,11 @@ void pushdp_link_message(struct agent_conn *l, uint16_t type, const uint8_t *pay
 			log_warnx("push %s: cannot record its load: %s", l->peer, err);
 			(void)daemon_db_ensure(ps->d);
 		} else if (!removed) {
-			/* The answer keeps the link alive both ways and shows what the slave holds. */
-			push_send_obj(l, A_DP_LOAD, json_pack("{s:I}", "connections",
-							  (json_int_t)l->dp->nvirtual));
+			/* The answer keeps the link alive both ways and shows what the slave holds.
+			 */
+			push_send_obj(
+			    l, A_DP_LOAD,
+			    json_pack("{s:I}", "connections", (json_int_t)l->dp->nvirtual));
 		} else {
 			log_notice("push %s: removed by the operator; closing its link", l->peer);
 			pushdp_link_closed(l);
@@ -328,4 +339,3 @@ void pushdp_link_message(struct agent_conn *l, uint16_t type, const uint8_t *pay
 	}
 	json_decref(o);
 }
-

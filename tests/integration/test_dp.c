@@ -76,8 +76,8 @@ static int dp_init(struct dp *d, const char *name, const char *token)
 		"  <data-dir>%s</data-dir>\n  <log level=\"debug\"/>\n"
 		"  <push address=\"127.0.0.1\" port=\"%d\" hosts=\"127.0.0.1\"/>\n"
 		"  <slave host=\"127.0.0.1\" port=\"%d\"%s%s%s/>\n</server>\n",
-		name, d->dir, d->port, slave.push_port, token ? " token=\"" : "", token ? token : "",
-		token ? "\"" : "");
+		name, d->dir, d->port, slave.push_port, token ? " token=\"" : "",
+		token ? token : "", token ? "\"" : "");
 	return fclose(f);
 }
 
@@ -85,8 +85,8 @@ static bool dp_online(void *arg)
 {
 	struct dp *d = arg;
 	char sql[256];
-	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM push_servers WHERE name = '%s' AND online", d->name);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM push_servers WHERE name = '%s' AND online",
+		 d->name);
 	return q(sql) == 1;
 }
 
@@ -146,7 +146,8 @@ static void test_enrol_and_link(void)
 	struct dp agent_tok = { 0 };
 	CU_ASSERT_EQUAL_FATAL(dp_init(&agent_tok, "dp-agenttok", tok), 0);
 	agent_tok.pid = hp_spawn_dp(agent_tok.log, agent_tok.cfg);
-	CU_ASSERT_TRUE(hp_wait_file_contains(agent_tok.log, "unknown distribution point token", 20));
+	CU_ASSERT_TRUE(
+	    hp_wait_file_contains(agent_tok.log, "unknown distribution point token", 20));
 	hp_reap(&agent_tok.pid, SIGTERM);
 	hp_check_log(agent_tok.log);
 	free(tok);
@@ -262,8 +263,7 @@ static bool spread_settled(void *arg)
 {
 	(void)arg;
 	return all_online(NULL) &&
-	       q("SELECT coalesce(sum(connections), 0) FROM push_servers WHERE online") ==
-		       NAGENTS;
+	       q("SELECT coalesce(sum(connections), 0) FROM push_servers WHERE online") == NAGENTS;
 }
 
 static void test_agents_spread(void)
@@ -312,7 +312,7 @@ static bool inventories_done(void *arg)
 {
 	(void)arg;
 	return q("SELECT count(*) FROM task_results WHERE task_id = 7 AND status = 'succeeded'") ==
-		       NAGENTS &&
+		   NAGENTS &&
 	       q("SELECT count(*) FROM agent_commands WHERE acked_at IS NULL") == 0;
 }
 
