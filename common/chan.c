@@ -323,6 +323,16 @@ void chan_set_arg(struct chan *ch, void *arg)
 	ch->arg = arg;
 }
 
+void chan_set_reading(struct chan *ch, int on)
+{
+	if (ch->closed)
+		return;
+	if (on)
+		bufferevent_enable(ch->bev, EV_READ);
+	else
+		bufferevent_disable(ch->bev, EV_READ);
+}
+
 /* Appends one frame whose payload is the concatenation of parts. */
 static int chan_send_parts(struct chan *ch, uint16_t type, const void *const *part,
 			   const size_t *part_len, size_t nparts)

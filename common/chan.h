@@ -48,6 +48,8 @@ void chan_set_timeout(struct chan *ch, int seconds);
 /* on_drain fires when buffered output falls to at most low_water bytes. */
 void chan_set_drain(struct chan *ch, size_t low_water);
 void chan_set_arg(struct chan *ch, void *arg);
+/* Stops or resumes reading frames (flow control); a closed chan stays stopped. */
+void chan_set_reading(struct chan *ch, int on);
 
 /* Queue one frame. Return 0, or -1 when the chan is closed. */
 int chan_send(struct chan *ch, uint16_t type, const void *payload, size_t len);

@@ -23,6 +23,11 @@
 #define RETRY_MIN   1
 #define RETRY_MAX   30
 #define VID_BUCKETS 4096
+/* Agents' frames queued for the slave beyond this pause every agent until
+ * the link drains below the low mark: a slow slave costs the point bounded
+ * memory, and agents keep what they could not send (their queue is on disk). */
+#define LINK_HIGH_WATER (4u << 20)
+#define LINK_LOW_WATER	(1u << 20)
 
 /* One agent connection. */
 struct agent {
@@ -46,6 +51,7 @@ struct relay {
 	struct evconnlistener *listener;
 	struct chan *link;
 	bool link_up, enrolling, enrolled_now, stopping;
+	bool paused; /* agents are not read: the link is past LINK_HIGH_WATER */
 	int backoff;
 	struct event *retry_ev, *load_ev;
 	struct agent_list agents;
@@ -125,6 +131,23 @@ static void agent_on_connected(struct chan *ch, void *arg)
 	    json_pack("{s:I, s:s, s:s}", "vid", (json_int_t)a->vid, "address", a->ip, "ekm", hex));
 }
 
+/* Stops or resumes reading every agent while the link to the slave is backed up. */
+static void set_paused(struct relay *r, bool paused)
+{
+	struct agent *a;
+	if (r->paused == paused)
+		return;
+	r->paused = paused;
+	TAILQ_FOREACH (a, &r->agents, entry)
+		chan_set_reading(a->ch, !paused);
+	if (paused)
+		log_warnx(
+		    "dp: %zu bytes wait for the slave; not reading agents until it catches up",
+		    r->link ? chan_output_pending(r->link) : 0);
+	else
+		log_notice("dp: the slave caught up; reading agents again");
+}
+
 /* An agent's frame goes to the slave as it came. */
 static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
 			     void *arg)
@@ -144,6 +167,8 @@ static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payl
 	memcpy(buf + DP_FRAME_HDR, payload, len);
 	chan_send(r->link, A_DP_FRAME, buf, DP_FRAME_HDR + len);
 	free(buf);
+	if (!r->paused && chan_output_pending(r->link) > LINK_HIGH_WATER)
+		set_paused(r, true);
 }
 
 static void agent_on_close(struct chan *ch, const char *reason, void *arg)
@@ -209,6 +234,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	/* The slave's A_AUTH_OK (seen in relay) lifts the limit and the timeout. */
 	chan_set_timeout(a->ch, r->d->cfg.handshake_timeout);
+	if (r->paused)
+		chan_set_reading(a->ch, false);
 	TAILQ_INSERT_TAIL(&r->agents, a, entry);
 	r->nagents++;
 }
@@ -344,6 +371,7 @@ static void link_on_message(struct chan *ch, uint16_t type, const uint8_t *paylo
 			r->link_up = true;
 			r->backoff = RETRY_MIN;
 			chan_set_max_frame(ch, (uint32_t)r->d->cfg.frame_max + DP_FRAME_HDR);
+			chan_set_drain(ch, LINK_LOW_WATER);
 			chan_set_timeout(ch, DP_SILENCE_S);
 			struct timeval tv = { DP_LOAD_S, 0 };
 			event_add(r->load_ev, &tv);
@@ -427,6 +455,7 @@ static void link_on_close(struct chan *ch, const char *reason, void *arg)
 	bool was_up = r->link_up;
 	r->link = NULL;
 	r->link_up = false;
+	r->paused = false;
 	event_del(r->load_ev);
 	/* Its agents cannot be served: they go back to their slave. */
 	TAILQ_FOREACH (a, &r->agents, entry) {
@@ -450,7 +479,16 @@ static void link_on_close(struct chan *ch, const char *reason, void *arg)
 	schedule_retry(r);
 }
 
+static void link_on_drain(struct chan *ch, void *arg)
+{
+	struct relay *r = arg;
+	(void)ch;
+	if (r->paused)
+		set_paused(r, false);
+}
+
 static const struct chan_cbs link_cbs = {
+	.on_drain = link_on_drain,
 	.on_message = link_on_message,
 	.on_connected = link_on_connected,
 	.on_close = link_on_close,

@@ -23,6 +23,7 @@
 #include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
+#include "harness_tls.h"
 #include "agentproto.h"
 #include "proto.h"
 
@@ -255,7 +256,8 @@ static void test_bad_links(void)
 static bool all_online(void *arg)
 {
 	(void)arg;
-	return q("SELECT count(*) FROM endpoints WHERE status = 'online'") == NAGENTS;
+	return q("SELECT count(*) FROM endpoints WHERE status = 'online' AND hostname LIKE "
+		 "'desk-%'") == NAGENTS;
 }
 
 /* Every agent is online and counted by the point it is assigned to. */
@@ -350,6 +352,57 @@ static void test_failover(void)
 	CU_ASSERT_EQUAL(q("SELECT count(*) FROM push_servers WHERE name = 'dp-a' AND online"), 0);
 }
 
+/* Bytes a relayed agent sends at most while the slave reads nothing. */
+#define FLOOD_LIMIT (64u << 20)
+#define FLOOD_PAD   60000
+
+/*
+ * The slave stops reading (SIGSTOP) while an agent floods events through
+ * its point: the point stops reading agents once its link is backed up,
+ * so the agent's sending blocks long before FLOOD_LIMIT; when the slave
+ * runs again the point reads again and the events arrive.
+ */
+static void test_backpressure(void)
+{
+	struct hagent a;
+	struct hnode via = { 0 };
+	char *tok = make_token("agent-token", "/branch");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	CU_ASSERT_FATAL(ha_new(&a) && ha_enrol(&slave, &a, tok));
+	via.push_port = dpb.port; /* the only point left online */
+	SSL *ssl = ha_auth(&via, &a, tok, NULL);
+	free(tok);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+	struct timeval tv = { .tv_sec = 3 };
+	setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	char *pad = malloc(FLOOD_PAD + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pad);
+	memset(pad, 'x', FLOOD_PAD);
+	pad[FLOOD_PAD] = '\0';
+
+	CU_ASSERT_EQUAL_FATAL(kill(slave.pid, SIGSTOP), 0);
+	size_t sent = 0;
+	int seq = 0;
+	while (sent < FLOOD_LIMIT) {
+		json_t *e = json_pack("{s:i, s:s, s:s, s:s, s:{s:s}}", "seq", ++seq, "kind",
+				      "flood", "severity", "info", "occurred_at",
+				      "2026-11-22T00:00:00Z", "details", "pad", pad);
+		if (ha_send_json(ssl, A_EVENT, e) != 0)
+			break;
+		sent += FLOOD_PAD;
+	}
+	bool paused = hp_file_contains(dpb.log, "not reading agents");
+	CU_ASSERT_EQUAL(kill(slave.pid, SIGCONT), 0);
+	fprintf(stderr, "flood: %zu bytes sent before the point stopped reading\n", sent);
+	CU_ASSERT(sent < FLOOD_LIMIT);
+	CU_ASSERT_TRUE(paused);
+	CU_ASSERT_TRUE(hp_wait_file_contains(dpb.log, "reading agents again", 30));
+	CU_ASSERT_TRUE(q("SELECT count(*) FROM events WHERE kind = 'flood'") > 0);
+	ht_close(ssl);
+	EVP_PKEY_free(a.key);
+	free(pad);
+}
+
 static bool dp_b_gone(void *arg)
 {
 	(void)arg;
@@ -383,6 +436,7 @@ int main(void)
 	CU_add_test(s, "agents spread over two points", test_agents_spread);
 	CU_add_test(s, "commands and results through the points", test_commands_through_points);
 	CU_add_test(s, "agents fail over when a point stops", test_failover);
+	CU_add_test(s, "a point stops reading agents while the slave lags", test_backpressure);
 	CU_add_test(s, "a removed point is turned away", test_remove);
 	int rc = hp_run_suite();
 	CU_cleanup_registry();
