@@ -113,7 +113,9 @@ json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t er
 				"FROM old WHERE e.id = old.id RETURNING e.id, old.status AS was), "
 				"ev AS (INSERT INTO events (endpoint_id, kind, severity, details) "
 				"SELECT id, 'status', 'info', jsonb_build_object('from', was, 'to', "
-				"'revoked') FROM upd RETURNING endpoint_id) "
+				"'revoked') FROM upd RETURNING endpoint_id), "
+				"pa AS (DELETE FROM push_assignments WHERE endpoint_id IN "
+				"(SELECT id FROM upd)) "
 				"SELECT endpoint_id::text FROM ev",
 				1, p, id, sizeof(id), err, errlen);
 	if (rc == 1)

@@ -120,26 +120,19 @@ int dps_any(struct db *db, char *err, size_t errlen)
 	return strcmp(out, "true") == 0;
 }
 
-/* Moves the endpoint's assignment to target (0: the built-in server) in one statement. */
+/* Moves the endpoint's assignment to target (0: the built-in server); a
+ * trigger keeps push_servers.assigned in step. */
 static int reassign(struct db *db, const char *eid, int64_t target, char *err, size_t errlen)
 {
 	char t[24];
 	snprintf(t, sizeof(t), "%" PRId64, target);
 	const char *p[] = { eid, t };
-	/* One statement: the assignment and both counters move together. The
-	 * old row is read first (all parts of a statement see one snapshot). */
 	return db_exec(db,
-		       "WITH old AS (SELECT server_id FROM push_assignments WHERE endpoint_id = "
-		       "$1::bigint FOR UPDATE), "
-		       "d AS (DELETE FROM push_assignments WHERE endpoint_id = $1::bigint AND "
-		       "$2::bigint = 0), "
-		       "i AS (INSERT INTO push_assignments (endpoint_id, server_id) SELECT "
-		       "$1::bigint, $2::bigint WHERE $2::bigint <> 0 ON CONFLICT (endpoint_id) DO "
-		       "UPDATE SET server_id = EXCLUDED.server_id RETURNING server_id), "
-		       "dc AS (UPDATE push_servers SET assigned = greatest(assigned - 1, 0) "
-		       "WHERE id IN (SELECT server_id FROM old) AND id <> $2::bigint) "
-		       "UPDATE push_servers SET assigned = assigned + 1 WHERE id IN "
-		       "(SELECT server_id FROM i) AND id NOT IN (SELECT server_id FROM old)",
+		       "WITH d AS (DELETE FROM push_assignments WHERE endpoint_id = $1::bigint AND "
+		       "$2::bigint = 0) "
+		       "INSERT INTO push_assignments (endpoint_id, server_id) SELECT $1::bigint, "
+		       "$2::bigint WHERE $2::bigint <> 0 ON CONFLICT (endpoint_id) DO UPDATE SET "
+		       "server_id = EXCLUDED.server_id",
 		       2, p, err, errlen);
 }
 
@@ -227,8 +220,8 @@ json_t *dps_remove(struct db *db, json_t *args, char *err, size_t errlen)
 	const char *p[] = { name };
 	if (db_query_value(
 		db,
-		"WITH r AS (UPDATE push_servers SET revoked = true, online = false, "
-		"assigned = 0 WHERE name = $1 AND NOT revoked RETURNING id), "
+		"WITH r AS (UPDATE push_servers SET revoked = true, online = false "
+		"WHERE name = $1 AND NOT revoked RETURNING id), "
 		"d AS (DELETE FROM push_assignments WHERE server_id IN (SELECT id FROM r) "
 		"RETURNING 1) SELECT count(*)::text FROM r",
 		1, p, n, sizeof(n), err, errlen) != 0)

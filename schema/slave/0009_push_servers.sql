@@ -34,6 +34,24 @@ CREATE TABLE push_assignments (
 );
 CREATE INDEX push_assignments_server ON push_assignments (server_id);
 
+-- push_servers.assigned follows push_assignments row by row, whatever
+-- removes an assignment (a move, a revoked or deleted endpoint, a removed
+-- point), so the least-loaded choice never reads a drifted count.
+CREATE FUNCTION push_assignments_count() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP IN ('DELETE', 'UPDATE') THEN
+		UPDATE push_servers SET assigned = assigned - 1 WHERE id = OLD.server_id;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		UPDATE push_servers SET assigned = assigned + 1 WHERE id = NEW.server_id;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER push_assignments_count
+	AFTER INSERT OR DELETE OR UPDATE OF server_id ON push_assignments
+	FOR EACH ROW EXECUTE FUNCTION push_assignments_count();
+
 -- Push servers learn that distribution points exist (or no longer do)
 -- from this notification, not by asking every few seconds.
 CREATE FUNCTION push_servers_notify() RETURNS trigger

@@ -413,8 +413,21 @@ static bool dp_b_gone(void *arg)
 static void test_remove(void)
 {
 	char *out = NULL;
+	/* A revoked endpoint no longer counts towards its point's load. */
+	long long before = q("SELECT assigned FROM push_servers WHERE name = 'dp-b'");
+	char *uid = hp_query1(&slave, "SELECT uid FROM endpoints WHERE hostname NOT LIKE 'desk-%'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(uid);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "revoke", uid, NULL), 0);
+	free(out);
+	free(uid);
+	CU_ASSERT_EQUAL(q("SELECT assigned FROM push_servers WHERE name = 'dp-b'"), before - 1);
+	CU_ASSERT_EQUAL(q("SELECT assigned FROM push_servers WHERE name = 'dp-b'"),
+			q("SELECT count(*) FROM push_assignments a JOIN push_servers p ON p.id = "
+			  "a.server_id WHERE p.name = 'dp-b'"));
+
 	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "dp", "remove", "dp-b", NULL), 0);
 	free(out);
+	CU_ASSERT_EQUAL(q("SELECT assigned FROM push_servers WHERE name = 'dp-b'"), 0);
 	CU_ASSERT_NOT_EQUAL(hp_ctl(&slave, &out, "dp", "remove", "dp-b", NULL), 0);
 	free(out);
 	/* Its link is cut at its next load report and it is refused from then on;
