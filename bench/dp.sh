@@ -64,14 +64,7 @@ else
 fi
 trap 'exit 130' INT TERM
 
-say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
-div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { printf f, (b > 0 ? a / b : 0) }'; }
-verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {
-	ok = (op == "le") ? (v <= lim) : (v >= lim); print (ok ? "pass" : "fail") }'; }
 
 # wait_for WHAT SECONDS CMD...: runs CMD every 0.1 s until it succeeds; after
 # SECONDS says what it waited for and returns 1.
@@ -120,20 +113,7 @@ wait_quiet() {
 disturbed=()
 phase_end() { [ "$(foreign_sims)" = 0 ] || { disturbed+=("$1"); say "another benchmark started during $1"; }; }
 
-say "PostgreSQL cluster on port $pgport"
-scripts/pg.sh start "$work/pg" "$pgport" >/dev/null
-scripts/pg.sh createdb "$work/pg" "$pgport" site
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$work/pg" -p "$pgport" -U postgres -d site "$@"; }
-
-strata_write_conf "$work/site" slave site "host=$work/pg port=$pgport user=postgres dbname=site" notice \
-	"  <push address=\"127.0.0.1\" port=\"$pport\" workers=\"$workers\" max-connections=\"20000\" heartbeat=\"$heartbeat\"/>
-  <licence seats=\"$((agents + 1000))\"/>"
-ctl() { "$builddir/strata-ctl" -s "$work/site/admin.sock" "$@"; }
-"$builddir/strata-slave" -c "$work/site/server.xml" >>"$work/site/daemon.log" 2>&1 &
-slavepid=$!
-pids+=("$slavepid")
-slave_up() { ctl status >/dev/null 2>&1; }
-wait_for "the slave's admin socket" 10 slave_up || { tail -20 "$work/site/daemon.log" >&2; exit 1; }
+bench_start_slave
 
 q_dps_online() { [ "$(sql -c "SELECT count(*) FROM push_servers WHERE online")" = "$1" ]; }
 for i in 0 1; do

@@ -43,10 +43,6 @@ cleanup() {
 }
 if [ "${KEEP:-0}" = 1 ]; then trap 'echo "bench: left running: pids ${pids[*]}, work dir $work" >&2' EXIT; else trap cleanup EXIT; fi
 
-say() { printf '== %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # slave cluster (publisher) and master cluster (subscriber)
