@@ -12,15 +12,17 @@
 
 #include "log.h"
 
-static void usage(const char *prog, FILE *out)
+static void usage(const char *prog, enum cfg_role role, FILE *out)
 {
 	fprintf(out,
 		"usage: %s [-c server.xml] [-T] [-V]\n"
 		"  -c FILE  configuration file (default /etc/strata/server.xml)\n"
 		"  -T       check the configuration file and exit\n"
-		"  -V       print the version and exit\n"
-		"  -W N     (internal) run as push worker N; started by strata-slave itself\n",
+		"  -V       print the version and exit\n",
 		prog);
+	if (role == CFG_ROLE_SLAVE)
+		fprintf(out, "  -W N     (internal) run as push worker N; started by strata-slave "
+			     "itself\n");
 }
 
 int daemon_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen)
@@ -117,16 +119,16 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 			break;
 		}
 		case 'h':
-			usage(d->progname, stdout);
+			usage(d->progname, role, stdout);
 			exit(0);
 		default:
-			usage(d->progname, stderr);
+			usage(d->progname, role, stderr);
 			exit(2);
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", d->progname, argv[optind]);
-		usage(d->progname, stderr);
+		usage(d->progname, role, stderr);
 		exit(2);
 	}
 
