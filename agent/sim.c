@@ -23,6 +23,7 @@
 
 #include "agentproto.h"
 #include "chan.h"
+#include "clk.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
@@ -91,20 +92,6 @@ void sim_share(int n, int procs, int index, int *start, int *count)
 }
 
 /* ---- shared by both commands ---- */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double epoch_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* One process holds up to SIM_PER_PROC sockets: the soft limit must allow them. */
 static void raise_nofile(void)
@@ -475,7 +462,7 @@ static int enrol_child(const struct sim_opts *o, int index, int procs)
 		fprintf(stderr, "strata-agent: simulator %d: %s\n", index, err);
 		goto out;
 	}
-	int64_t t0 = mono_ms();
+	int64_t t0 = clk_mono_ms();
 	for (int i = 0; i < inflight && i < ep.count; i++) {
 		slots[i] = (struct enrol_slot){ .ep = &ep, .index = -1 };
 		enrol_next(&slots[i]);
@@ -508,7 +495,7 @@ static int enrol_child(const struct sim_opts *o, int index, int procs)
 	fprintf(stderr,
 		"strata-agent: simulator %d: enrolled %d identities in %.2f s (%d retried "
 		"attempts)\n",
-		index, ep.count, (double)(mono_ms() - t0) / 1000.0, ep.attempts_failed);
+		index, ep.count, (double)(clk_mono_ms() - t0) / 1000.0, ep.attempts_failed);
 out:
 	for (int i = 0; ep.lines && i < ep.count; i++)
 		free(ep.lines[i]);
@@ -591,11 +578,11 @@ int sim_enrol(const struct sim_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%.900s exists; remove it to enrol again", path);
 		return -1;
 	}
-	int64_t t0 = mono_ms();
+	int64_t t0 = clk_mono_ms();
 	if (run_children(o, procs, enrol_child, err, errlen) != 0 ||
 	    enrol_merge(o->dir, procs, err, errlen) != 0)
 		return -1;
-	double s = (double)(mono_ms() - t0) / 1000.0;
+	double s = (double)(clk_mono_ms() - t0) / 1000.0;
 	printf("{\"enrolled\":%d,\"seconds\":%.3f,\"per_second\":%.0f}\n", o->n, s,
 	       s > 0 ? o->n / s : 0.0);
 	return 0;
@@ -718,7 +705,7 @@ static void agent_on_auth_ok(struct sim_agent *a, json_t *o)
 		chan_close(a->ch, err);
 		return;
 	}
-	int64_t ms = mono_ms() - a->dial_ms;
+	int64_t ms = clk_mono_ms() - a->dial_ms;
 	if (ms < SIM_HIST_MS)
 		rp->hist[ms]++;
 	else
@@ -728,9 +715,9 @@ static void agent_on_auth_ok(struct sim_agent *a, json_t *o)
 	rp->connected++;
 	rp->st.handshakes++;
 	if (rp->st.first_online == 0)
-		rp->st.first_online = epoch_now();
+		rp->st.first_online = clk_epoch();
 	if (rp->connected == rp->count)
-		rp->st.all_online = epoch_now();
+		rp->st.all_online = clk_epoch();
 	chan_set_max_frame(a->ch, ACONN_FRAME_MAX);
 	chan_set_timeout(a->ch, 0);
 	/* A random phase spreads the heartbeats of agents that connected together. */
@@ -802,7 +789,7 @@ static void agent_on_command(struct sim_agent *a, json_t *o)
 		chan_send_error(a->ch, PROTO_ERR_PROTOCOL, "%s", err);
 		return;
 	}
-	double now = epoch_now();
+	double now = clk_epoch();
 	if (rp->st.commands++ == 0)
 		rp->st.first_command = now;
 	rp->st.last_command = now;
@@ -907,7 +894,7 @@ static void agent_dial(struct run_proc *rp, struct sim_agent *a)
 	enum aroute_target at = aroute_target(&a->route);
 	const struct sim_target *t = at == AROUTE_ASSIGNED ? &rp->targets[a->push] : NULL;
 	rp->dials++;
-	a->dial_ms = mono_ms();
+	a->dial_ms = clk_mono_ms();
 	a->state = SA_CONNECTING;
 	a->at = (uint8_t)at;
 	rp->inflight++;

@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "clk.h"
 #include "log.h"
 
 /* One request line, without its '\n'. */
@@ -537,14 +538,6 @@ void admin_server_free(struct admin_server *srv)
 	free(srv);
 }
 
-static long admin_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *admin_request_line(const char *cmd, json_t *args, size_t *len)
 {
 	json_t *obj = json_pack("{s:s}", "cmd", cmd);
@@ -573,7 +566,7 @@ static char *admin_request_line(const char *cmd, json_t *args, size_t *len)
 static char *admin_exchange(int fd, const char *path, const char *line, size_t len, int timeout_s,
 			    size_t *replylen, char *err, size_t errlen)
 {
-	long deadline = admin_now_ms() + (long)timeout_s * 1000;
+	long deadline = (long)clk_mono_ms() + (long)timeout_s * 1000;
 	size_t sent = 0, got = 0, cap = 4096;
 	char *buf = malloc(cap);
 
@@ -588,7 +581,7 @@ static char *admin_exchange(int fd, const char *path, const char *line, size_t l
 		if (sent < len)
 			pfd.events |= POLLOUT;
 		if (timeout_s > 0) {
-			long left = deadline - admin_now_ms();
+			long left = deadline - (long)clk_mono_ms();
 			if (left <= 0)
 				goto timeout;
 			wait_ms = (int)left;

@@ -16,6 +16,7 @@
 #include "agentproto.h"
 #include "agents.h"
 #include "chan.h"
+#include "clk.h"
 #include "dps.h"
 #include "iprange.h"
 #include "log.h"
@@ -116,20 +117,6 @@ static void batch_schedule(struct push_server *ps)
 		evtimer_add(ps->batch_ev, &tv);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_epoch(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The interval agents get now: the policies' when one sets it, else server.xml's. */
 static int heartbeat_now(const struct push_server *ps)
 {
@@ -139,14 +126,14 @@ static int heartbeat_now(const struct push_server *ps)
 static void sweep_schedule(struct push_server *ps, int seconds)
 {
 	struct timeval tv = { seconds, 0 };
-	ps->sweep_due_ms = now_ms() + (int64_t)seconds * 1000;
+	ps->sweep_due_ms = clk_mono_ms() + (int64_t)seconds * 1000;
 	evtimer_add(ps->sweep_ev, &tv);
 }
 
 /* An agent now beats every seconds: the sweep must come by then to notice its silence. */
 static void sweep_within(struct push_server *ps, int seconds)
 {
-	if (ps->sweep_due_ms - now_ms() > (int64_t)seconds * 1000)
+	if (ps->sweep_due_ms - clk_mono_ms() > (int64_t)seconds * 1000)
 		sweep_schedule(ps, seconds);
 }
 
@@ -592,7 +579,7 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 
 static void on_heartbeat(struct agent_conn *c, json_t *o)
 {
-	int64_t t = now_ms();
+	int64_t t = clk_mono_ms();
 	if (json_object_size(o) != 0) {
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_HEARTBEAT must be {}");
 		return;
@@ -606,7 +593,7 @@ static void on_heartbeat(struct agent_conn *c, json_t *o)
 			  HEARTBEAT_BURST);
 		return;
 	}
-	c->last_seen = now_epoch();
+	c->last_seen = clk_epoch();
 	if (!c->dirty) {
 		TAILQ_INSERT_TAIL(&c->ps->dirty, c, qentry);
 		c->ps->ndirty++;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clk.h"
 #include "log.h"
 
 #define RESTART_MIN_S 1
@@ -34,13 +35,6 @@ struct push_workers {
 	struct event *sigchld_ev;
 	struct push_worker *workers;
 };
-
-static time_t now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* Fork and exec "PROGNAME -c CFG -W INDEX"; 0, or -1 after logging. */
 static int worker_spawn(struct push_worker *pw)
@@ -69,7 +63,7 @@ static int worker_spawn(struct push_worker *pw)
 		_exit(127);
 	}
 	pw->pid = pid;
-	pw->started = now_s();
+	pw->started = (time_t)(clk_mono_ms() / 1000);
 	log_notice("push worker %d started (pid %d)", pw->index, (int)pid);
 	return 0;
 }
@@ -124,7 +118,7 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		/* A worker that cannot start (port taken, bad file) must not spin. */
-		if (now_s() - pw->started >= STABLE_S)
+		if ((time_t)(clk_mono_ms() / 1000) - pw->started >= STABLE_S)
 			pw->delay = RESTART_MIN_S;
 		log_warnx("push worker %d (pid %d) died: %s; restarting in %d s", pw->index,
 			  (int)pid, how, pw->delay);
