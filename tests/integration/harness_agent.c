@@ -26,6 +26,19 @@ char *ha_make_token(struct hnode *n, const char *group)
 	return tok;
 }
 
+int ha_agent_enrol(struct hnode *n, const char *dir, const char *token, const char *hostname,
+		   const char *mode)
+{
+	char server[64], *out = NULL;
+	snprintf(server, sizeof(server), "127.0.0.1:%d", n->push_port);
+	int rc = hp_run(&out, HP_AGENT, "-s", dir, "enrol", "--server", server, "--token", token,
+			"--hostname", hostname, "--mode", mode ? mode : "push", NULL);
+	if (rc != 0)
+		fprintf(stderr, "enrol %s: %s\n", hostname, out ? out : "");
+	free(out);
+	return rc;
+}
+
 SSL *ha_connect_pinned(struct hnode *n, const char *token)
 {
 	char err[512] = "";

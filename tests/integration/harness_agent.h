@@ -26,6 +26,14 @@ struct hagent {
 /* A new agent token from strata-ctl agent-token create --group group, malloc'd; NULL on failure. */
 char *ha_make_token(struct hnode *n, const char *group);
 
+/*
+ * Enrols the real strata-agent with its state in dir at node n's push port
+ * (mode: NULL for push, or "poll"); the agent's exit status, its output
+ * printed when it failed.
+ */
+int ha_agent_enrol(struct hnode *n, const char *dir, const char *token, const char *hostname,
+		   const char *mode);
+
 /* TCP + TLS to the node's push port, the chain checked against the token's pin. */
 SSL *ha_connect_pinned(struct hnode *n, const char *token);
 

@@ -88,10 +88,7 @@ static void test_enrol(void)
 	char *tok = ha_make_token(&slave, "/branch/desks");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
 	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
-	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
-			       "--token", tok, "--hostname", "desk-01", NULL),
-			0);
-	free(out);
+	CU_ASSERT_EQUAL(ha_agent_enrol(&slave, agent_dir, tok, "desk-01", NULL), 0);
 	/* Enrolling twice with the same state is refused. */
 	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
 			       "--token", tok, NULL),

@@ -54,14 +54,9 @@ static long long q(const char *sql)
 
 static void test_enrol_poll(void)
 {
-	char server[64], *out = NULL;
 	char *tok = ha_make_token(&slave, "/poll");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
-	CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
-			       "--token", tok, "--hostname", "poll-01", "--mode", "poll", NULL),
-			0);
-	free(out);
+	CU_ASSERT_EQUAL(ha_agent_enrol(&slave, agent_dir, tok, "poll-01", "poll"), 0);
 	free(tok);
 	char *u = hp_query1(&slave, "SELECT uid FROM endpoints WHERE hostname = 'poll-01' AND "
 				    "mode = 'poll'");

@@ -271,17 +271,13 @@ static bool spread_settled(void *arg)
 static void test_agents_spread(void)
 {
 	char *tok = make_token("agent-token", "/branch/desks");
-	char server[64], host[32], *out = NULL;
+	char host[32], *out = NULL;
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
 	for (int i = 0; i < NAGENTS; i++) {
 		snprintf(adir[i], sizeof(adir[i]), "%s/agent%d", hp_root(), i);
 		snprintf(alog[i], sizeof(alog[i]), "%s/agent%d.log", hp_root(), i);
 		snprintf(host, sizeof(host), "desk-%02d", i);
-		CU_ASSERT_EQUAL(hp_run(&out, HP_AGENT, "-s", adir[i], "enrol", "--server", server,
-				       "--token", tok, "--hostname", host, NULL),
-				0);
-		free(out);
+		CU_ASSERT_EQUAL(ha_agent_enrol(&slave, adir[i], tok, host, NULL), 0);
 	}
 	free(tok);
 	/* Assigned at enrolment, least loaded first: alternately, and each agent

@@ -145,14 +145,9 @@ static bool beat_twice(void *arg)
 
 static void test_agent_beats_at_policy_rate(void)
 {
-	char server[64], *out = NULL;
 	char *tok = ha_make_token(&slave, "/beat");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-	snprintf(server, sizeof(server), "127.0.0.1:%d", slave.push_port);
-	CU_ASSERT_EQUAL_FATAL(hp_run(&out, HP_AGENT, "-s", agent_dir, "enrol", "--server", server,
-				     "--token", tok, "--hostname", "beat-01", NULL),
-			      0);
-	free(out);
+	CU_ASSERT_EQUAL_FATAL(ha_agent_enrol(&slave, agent_dir, tok, "beat-01", NULL), 0);
 	free(tok);
 	char *u = hp_query1(&slave, "SELECT uid FROM endpoints WHERE hostname = 'beat-01'");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
