@@ -72,8 +72,8 @@ static SSL_TICKET_RETURN on_ticket_dec(SSL *ssl, SSL_SESSION *ss, const unsigned
 {
 	(void)ssl, (void)ss, (void)name, (void)namelen, (void)arg;
 	return st == SSL_TICKET_SUCCESS || st == SSL_TICKET_SUCCESS_RENEW
-		       ? SSL_TICKET_RETURN_USE
-		       : SSL_TICKET_RETURN_IGNORE_RENEW;
+		   ? SSL_TICKET_RETURN_USE
+		   : SSL_TICKET_RETURN_IGNORE_RENEW;
 }
 
 struct pair {
@@ -156,9 +156,9 @@ int main(int argc, char **argv)
 	EVP_PKEY *agent = tls_key_generate(err, sizeof(err));
 	X509 *ca = ca_key ? tls_ca_create(ca_key, "tlscpu agent CA", err, sizeof(err)) : NULL;
 	X509_REQ *req = key ? tls_csr_create(key, "push", err, sizeof(err)) : NULL;
-	X509 *cert = ca && req ? tls_sign_csr(ca, ca_key, req, "push", 1, "127.0.0.1", 30, err,
-					      sizeof(err))
-			       : NULL;
+	X509 *cert =
+	    ca && req ? tls_sign_csr(ca, ca_key, req, "push", 1, "127.0.0.1", 30, err, sizeof(err))
+		      : NULL;
 	if (!agent || !cert)
 		die(err);
 	SSL_CTX *sctx = tls_server_ctx(key, cert, ca, err, sizeof(err));
@@ -169,7 +169,8 @@ int main(int argc, char **argv)
 	if (!cctx)
 		die("no client context");
 	SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
-	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(cctx,
+				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(cctx, on_new_session);
 
 	/* The same server context with stateless tickets, for "resumed". */
@@ -205,8 +206,11 @@ int main(int argc, char **argv)
 		die("cannot make the reference keys");
 	EVP_PKEY_CTX_free(sctxp);
 
-	struct figure fig[] = { { "full", NULL }, { "resumed", NULL }, { "proof", NULL },
-				{ "x25519", NULL }, { "ecdsa", NULL } };
+	struct figure fig[] = { { "full", NULL },
+				{ "resumed", NULL },
+				{ "proof", NULL },
+				{ "x25519", NULL },
+				{ "ecdsa", NULL } };
 	size_t nfig = sizeof(fig) / sizeof(fig[0]);
 	for (size_t f = 0; f < nfig; f++)
 		if (!(fig[f].round = calloc((size_t)rounds, sizeof(double))))
@@ -248,7 +252,8 @@ int main(int argc, char **argv)
 			unsigned char secret[32];
 			size_t slen = sizeof(secret);
 			EVP_PKEY_CTX *d = EVP_PKEY_CTX_new(xa, NULL);
-			if (!d || EVP_PKEY_derive_init(d) != 1 || EVP_PKEY_derive_set_peer(d, xb) != 1 ||
+			if (!d || EVP_PKEY_derive_init(d) != 1 ||
+			    EVP_PKEY_derive_set_peer(d, xb) != 1 ||
 			    EVP_PKEY_derive(d, secret, &slen) != 1)
 				die("x25519");
 			EVP_PKEY_CTX_free(d);
