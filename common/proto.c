@@ -407,3 +407,17 @@ int proto_decode_bye(json_t *o, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+bool proto_group_path_valid(const char *p)
+{
+	size_t n = strlen(p);
+	if (n < 2 || n > 255 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//"))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == ' ' || c == '/'))
+			return false;
+	}
+	return true;
+}

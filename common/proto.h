@@ -101,4 +101,7 @@ int proto_decode_empty(json_t *o, uint16_t type, char *err, size_t errlen);
 /* BYE {sent: {stream: rows}, received: items}. */
 int proto_decode_bye(json_t *o, char *err, size_t errlen);
 
+/* A group path "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
+bool proto_group_path_valid(const char *p);
+
 #endif

@@ -16,7 +16,8 @@
 #define EVENT_COLS "id, endpoint_id, kind, severity, occurred_at, details, version"
 #define POLICY_COLS "id, name, settings, updated_at, version"
 #define TASK_COLS "id, name, kind, params, updated_at, version"
-#define RESULT_COLS "task_id, endpoint_id, status, result, updated_at, version"
+/* version stays last: the slave reads a batch's watermark from the last field. */
+#define RESULT_COLS "task_id, endpoint_id, status, result, updated_at, master_task_id, version"
 #define TOMBSTONE_COLS "stream, key, version"
 
 const char *const stream_master_stage_setup[] = {
@@ -81,13 +82,18 @@ const struct stream_def stream_defs[] = {
 	},
 	{
 		"task_results",
-		"COPY (SELECT " RESULT_COLS " FROM task_results" SLAVE_RANGE ") TO STDOUT",
+		/* A master-owned task's result carries the master's id of the task. */
+		"COPY (SELECT r.task_id, r.endpoint_id, r.status, r.result, r.updated_at, t.master_id, "
+		"r.version FROM task_results r LEFT JOIN tasks t ON t.id = r.task_id "
+		"WHERE r.version > current_setting('strata.from')::bigint "
+		"ORDER BY r.version LIMIT current_setting('strata.limit')::int) TO STDOUT",
 		"COPY task_results (" RESULT_COLS ") FROM STDIN",
 		"COPY stage_task_results (" RESULT_COLS ") FROM STDIN",
 		"INSERT INTO task_results SELECT * FROM stage_task_results WHERE slave_id = $1 "
 		"ON CONFLICT (slave_id, task_id, endpoint_id) DO UPDATE SET "
 		"status = EXCLUDED.status, result = EXCLUDED.result, "
-		"updated_at = EXCLUDED.updated_at, version = EXCLUDED.version "
+		"updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, "
+		"master_task_id = EXCLUDED.master_task_id "
 		"WHERE task_results.version < EXCLUDED.version",
 		false,
 	},

@@ -119,8 +119,16 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = publish_delete(m->d.db, true, args, err, sizeof(err));
 	else if (strcmp(cmd, "task.list") == 0)
 		res = publish_list(m->d.db, true, err, sizeof(err));
+	else if (strcmp(cmd, "task.status") == 0)
+		res = report_task_status(m->d.db, args, err, sizeof(err));
 	else if (strcmp(cmd, "report.endpoints") == 0)
 		res = report_endpoints(m->d.db, err, sizeof(err));
+	else if (strcmp(cmd, "report.events") == 0)
+		res = report_events(m->d.db, args, err, sizeof(err));
+	else if (strcmp(cmd, "report.tasks") == 0)
+		res = report_tasks(m->d.db, err, sizeof(err));
+	else if (strcmp(cmd, "report.sync") == 0)
+		res = report_sync(m->d.db, err, sizeof(err));
 	else if (strcmp(cmd, "status") == 0)
 		res = cmd_status(m, err, sizeof(err));
 	else
@@ -129,7 +137,7 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	if (!known) {
 		if (strcmp(cmd, "register") == 0 || strcmp(cmd, "unregister") == 0 ||
 		    strncmp(cmd, "sync.", 5) == 0 || strncmp(cmd, "endpoint", 8) == 0 ||
-		    strncmp(cmd, "agent", 5) == 0)
+		    strncmp(cmd, "agent", 5) == 0 || strncmp(cmd, "dp", 2) == 0)
 			admin_reply_error(req, "'%s' is a slave command; the master has no endpoints "
 					  "and no master of its own", cmd);
 		else

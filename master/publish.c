@@ -7,6 +7,7 @@
 
 #include "dbjson.h"
 #include "log.h"
+#include "proto.h"
 #include "registry.h"
 
 json_t *publish_chunk(struct db *db, const char *name, int64_t after, int64_t *version,
@@ -23,7 +24,8 @@ json_t *publish_chunk(struct db *db, const char *name, int64_t after, int64_t *v
 		"  NOT deleted AND (target_all OR $2 = ANY (target_slaves)) AS present"
 		" FROM policies WHERE version > $1::bigint"
 		" UNION ALL"
-		" SELECT 'task', id, name, jsonb_build_object('kind', kind, 'params', params), kind,"
+		" SELECT 'task', id, name, jsonb_strip_nulls(jsonb_build_object('kind', kind, 'params',"
+		"  params, 'group', target_group)), kind,"
 		"  version, NOT deleted AND (target_all OR $2 = ANY (target_slaves))"
 		" FROM tasks WHERE version > $1::bigint"
 		") c ORDER BY version LIMIT $3::int",
@@ -118,6 +120,21 @@ json_t *publish_create(struct db *db, bool is_task, json_t *args, char *err, siz
 		snprintf(err, errlen, "kind is required");
 		return NULL;
 	}
+	/* The kinds agents run; anything else would only fail on every endpoint. */
+	if (is_task && strcmp(kind, "inventory") != 0 && strcmp(kind, "scan") != 0) {
+		snprintf(err, errlen, "unknown task kind '%s': use inventory or scan", kind);
+		return NULL;
+	}
+	const char *group = is_task ? arg_str(args, "group") : NULL;
+	if (group && strcmp(group, "/") == 0)
+		group = NULL;
+	if (group && !proto_group_path_valid(group)) {
+		snprintf(err, errlen,
+			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
+			 "'.', '_', '-' and spaces",
+			 group);
+		return NULL;
+	}
 	if (is_task && body && !json_is_object(body)) {
 		snprintf(err, errlen, "params must be a JSON object");
 		return NULL;
@@ -125,14 +142,15 @@ json_t *publish_create(struct db *db, bool is_task, json_t *args, char *err, siz
 	if (targets_param(args, &all, targets, sizeof(targets), err, errlen) != 0)
 		return NULL;
 	char *body_s = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
-	const char *p[] = { name, body_s, all ? "true" : "false", targets, kind };
+	const char *p[] = { name, body_s, all ? "true" : "false", targets, kind, group };
 	PGresult *res = db_query(
 		db,
-		is_task ? "INSERT INTO tasks (name, params, target_all, target_slaves, kind) "
-			  "VALUES ($1, $2::jsonb, $3::boolean, $4::text[], $5) RETURNING id, version"
+		is_task ? "INSERT INTO tasks (name, params, target_all, target_slaves, kind, "
+			  "target_group) VALUES ($1, $2::jsonb, $3::boolean, $4::text[], $5, $6) "
+			  "RETURNING id, version"
 			: "INSERT INTO policies (name, settings, target_all, target_slaves) "
 			  "VALUES ($1, $2::jsonb, $3::boolean, $4::text[]) RETURNING id, version",
-		is_task ? 5 : 4, p, err, errlen);
+		is_task ? 6 : 4, p, err, errlen);
 	free(body_s);
 	if (!res) {
 		if (strstr(err, "23505"))
@@ -224,7 +242,8 @@ json_t *publish_list(struct db *db, bool is_task, char *err, size_t errlen)
 	return dbjson_query(
 		db,
 		is_task ? "SELECT name, kind, params, CASE WHEN target_all THEN 'all' "
-			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "
+			  "ELSE array_to_string(target_slaves, ',') END AS targets, "
+			  "coalesce(target_group, '/') AS \"group\", version "
 			  "FROM tasks WHERE NOT deleted ORDER BY name"
 			: "SELECT name, settings, CASE WHEN target_all THEN 'all' "
 			  "ELSE array_to_string(target_slaves, ',') END AS targets, version "

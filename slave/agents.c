@@ -9,6 +9,7 @@
 
 #include "dbjson.h"
 #include "log.h"
+#include "proto.h"
 #include "tls.h"
 
 #define TOKEN_TTL_DEFAULT 86400
@@ -17,20 +18,6 @@
 static const char *arg_str(json_t *args, const char *key)
 {
 	return json_string_value(json_object_get(args, key));
-}
-
-bool agents_group_path_valid(const char *p)
-{
-	size_t n = strlen(p);
-	if (n < 2 || n > 255 || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//"))
-		return false;
-	for (size_t i = 1; i < n; i++) {
-		char c = p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-' || c == ' ' || c == '/'))
-			return false;
-	}
-	return true;
 }
 
 json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, char *err,
@@ -54,7 +41,7 @@ json_t *agents_token_create(struct db *db, const char *ca_pin, json_t *args, cha
 	/* A distribution point serves a group ('/': all of them). */
 	if (dp && !group)
 		group = "/";
-	if (group && !(dp && strcmp(group, "/") == 0) && !agents_group_path_valid(group)) {
+	if (group && !(dp && strcmp(group, "/") == 0) && !proto_group_path_valid(group)) {
 		snprintf(err, errlen,
 			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
 			 "'.', '_', '-' or spaces",

@@ -22,8 +22,6 @@
 
 #define AGENT_UID_HEX 16 /* random bytes of an endpoint uid: 32 hex chars */
 
-/* "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
-bool agents_group_path_valid(const char *p);
 /*
  * agent-token create (args {group, expires, kind}: kind "agent", the
  * default, or "dp" for a single-use distribution point token whose group

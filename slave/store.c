@@ -7,6 +7,7 @@
 
 #include "dbjson.h"
 #include "log.h"
+#include "proto.h"
 
 static const char *arg_str(json_t *args, const char *key)
 {
@@ -137,6 +138,69 @@ json_t *store_list(struct db *db, bool is_task, char *err, size_t errlen)
 		0, NULL, err, errlen);
 }
 
+/*
+ * Stores a master-owned task. The first time it arrives it is also sent to
+ * the endpoints it targets here (its group and the subgroups, or every
+ * endpoint): a 'pending' result and a run_task command for each, in the
+ * download's transaction, so the command and the result row exist
+ * together or not at all. Later changes to the task are stored but not
+ * run again; endpoints enrolled afterwards do not get it.
+ */
+static int apply_task(struct db *db, const char *owner, const char *id_s, const char *name,
+		      const char *kind, json_t *params, json_t *item, char *err, size_t errlen)
+{
+	json_t *g = json_object_get(item, "group");
+	const char *group = json_string_value(g);
+	if ((g && !group) || (group && !proto_group_path_valid(group))) {
+		snprintf(err, errlen, "download task %s: invalid group path", id_s);
+		return -1;
+	}
+	char *params_s = json_dumps(params, JSON_COMPACT);
+	if (!params_s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	const char *p[] = { id_s, owner, name, params_s, kind, group };
+	PGresult *res = db_query(db,
+				 "INSERT INTO tasks (master_id, owner, name, params, kind, target_group) "
+				 "VALUES ($1::bigint, $2, $3, $4::jsonb, $5, $6) ON CONFLICT (master_id) "
+				 "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
+				 "params = EXCLUDED.params, kind = EXCLUDED.kind, "
+				 "target_group = EXCLUDED.target_group, updated_at = now() "
+				 "RETURNING id::text, (xmax = 0)::text",
+				 6, p, err, errlen);
+	if (!res) {
+		free(params_s);
+		return -1;
+	}
+	char local_id[24];
+	snprintf(local_id, sizeof(local_id), "%s", PQgetvalue(res, 0, 0));
+	bool created = strcmp(PQgetvalue(res, 0, 1), "true") == 0;
+	PQclear(res);
+	if (!created) {
+		free(params_s);
+		return 0;
+	}
+	const char *q[] = { local_id, group, kind, params_s };
+	res = db_query(db,
+		       "WITH t AS (SELECT e.id FROM endpoints e LEFT JOIN groups g ON g.id = e.group_id "
+		       "WHERE NOT e.revoked AND ($2::text IS NULL OR g.path = $2 "
+		       "OR left(g.path, length($2) + 1) = $2 || '/')), "
+		       "r AS (INSERT INTO task_results (task_id, endpoint_id, status) "
+		       "SELECT $1::bigint, id, 'pending' FROM t ON CONFLICT DO NOTHING) "
+		       "INSERT INTO agent_commands (endpoint_id, kind, args) "
+		       "SELECT id, 'run_task', jsonb_build_object('task_id', $1::bigint, 'kind', $3::text, "
+		       "'params', $4::jsonb) FROM t RETURNING 1",
+		       4, q, err, errlen);
+	free(params_s);
+	if (!res)
+		return -1;
+	log_notice("store: task '%s' of %s sent to %d endpoint(s)%s%s", name, owner, PQntuples(res),
+		   group ? " of group " : "", group ? group : "");
+	PQclear(res);
+	return 0;
+}
+
 static int apply_item(struct db *db, bool is_task, const char *owner, json_t *item, char *err,
 		      size_t errlen)
 {
@@ -150,8 +214,16 @@ static int apply_item(struct db *db, bool is_task, const char *owner, json_t *it
 	snprintf(id_s, sizeof(id_s), "%" PRId64, (int64_t)id);
 	if (!present) {
 		const char *p[] = { id_s };
+		/* A withdrawn task's commands not yet taken by an agent go with it,
+		 * and so do the results that were only waiting for them. */
 		return db_exec(db,
-			       is_task ? "DELETE FROM tasks WHERE master_id = $1::bigint AND owner <> 'local'"
+			       is_task ? "WITH d AS (DELETE FROM tasks WHERE master_id = $1::bigint "
+					 "AND owner <> 'local' RETURNING id), "
+					 "c AS (DELETE FROM agent_commands c USING d WHERE c.kind = "
+					 "'run_task' AND c.acked_at IS NULL "
+					 "AND (c.args->>'task_id')::bigint = d.id RETURNING 1) "
+					 "DELETE FROM task_results r USING d WHERE r.task_id = d.id "
+					 "AND r.status = 'pending'"
 				       : "DELETE FROM policies WHERE master_id = $1::bigint AND owner <> 'local'",
 			       1, p, err, errlen);
 	}
@@ -163,18 +235,16 @@ static int apply_item(struct db *db, bool is_task, const char *owner, json_t *it
 			 id_s);
 		return -1;
 	}
+	if (is_task)
+		return apply_task(db, owner, id_s, name, kind, body, item, err, errlen);
 	char *body_s = json_dumps(body, JSON_COMPACT);
-	const char *p[] = { id_s, owner, name, body_s, kind };
+	const char *p[] = { id_s, owner, name, body_s };
 	int rc = db_exec(db,
-			 is_task ? "INSERT INTO tasks (master_id, owner, name, params, kind) "
-				   "VALUES ($1::bigint, $2, $3, $4::jsonb, $5) ON CONFLICT (master_id) "
-				   "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
-				   "params = EXCLUDED.params, kind = EXCLUDED.kind, updated_at = now()"
-				 : "INSERT INTO policies (master_id, owner, name, settings) "
-				   "VALUES ($1::bigint, $2, $3, $4::jsonb) ON CONFLICT (master_id) "
-				   "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
-				   "settings = EXCLUDED.settings, updated_at = now()",
-			 is_task ? 5 : 4, p, err, errlen);
+			 "INSERT INTO policies (master_id, owner, name, settings) "
+			 "VALUES ($1::bigint, $2, $3, $4::jsonb) ON CONFLICT (master_id) "
+			 "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
+			 "settings = EXCLUDED.settings, updated_at = now()",
+			 4, p, err, errlen);
 	free(body_s);
 	return rc;
 }

@@ -52,7 +52,17 @@ static const struct build_case cases[] = {
 	     "{\"name\":\"scan1\",\"kind\":\"scan\",\"params\":[1,2],\"slaves\":[\"a\"]}") },
 	{ { "task", "delete", "scan1" }, OK("task.delete", "{\"name\":\"scan1\"}") },
 	{ { "task", "list" }, OK("task.list", "{}") },
+	{ { "task", "create", "inv", "--kind", "inventory", "--group", "/branch/desks" },
+	  OK("task.create", "{\"name\":\"inv\",\"kind\":\"inventory\",\"group\":\"/branch/desks\"}") },
+	{ { "task", "status", "inv" }, OK("task.status", "{\"name\":\"inv\"}") },
+	{ { "task", "status" }, USAGE("task.status", "missing NAME") },
 	{ { "report", "endpoints" }, OK("report.endpoints", "{}") },
+	{ { "report", "events" }, OK("report.events", "{}") },
+	{ { "report", "events", "--days", "30", "--kind", "detection", "--severity", "high" },
+	  OK("report.events", "{\"days\":30,\"kind\":\"detection\",\"severity\":\"high\"}") },
+	{ { "report", "events", "--days", "many" }, USAGE("report.events", "--days") },
+	{ { "report", "tasks" }, OK("report.tasks", "{}") },
+	{ { "report", "sync" }, OK("report.sync", "{}") },
 	{ { "endpoint", "command", "abc", "sync_now", "--args", "{\"a\":1}" },
 	  OK("endpoint.command", "{\"uid\":\"abc\",\"kind\":\"sync_now\",\"args\":{\"a\":1}}") },
 	{ { "endpoint", "revoke", "abc" }, OK("endpoint.revoke", "{\"uid\":\"abc\"}") },
@@ -217,7 +227,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 24);
+	CU_ASSERT_EQUAL(n, 28);
 }
 
 static void test_find_command(void)
@@ -279,7 +289,7 @@ static void test_command_list(void)
 	fclose(f);
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "commands:\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "  task create NAME --kind KIND [--params JSON] "
-					   "[--slaves A,B]\n      create a master-owned task"));
+					   "[--slaves A,B] [--group PATH]\n      create a master-owned task"));
 	for (const struct ctl_command *c = ctl_commands(); c->words; c++)
 		CU_ASSERT_PTR_NOT_NULL(strstr(buf, c->summary));
 	free(buf);
