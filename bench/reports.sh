@@ -79,7 +79,7 @@ INSERT INTO events (slave_id, id, endpoint_id, kind, severity, occurred_at, deta
 SELECT 1 + (v % $slaves), v, 1 + (v / $slaves) % $per,
 	(ARRAY['status', 'status', 'status', 'detection', 'inventory', 'policy'])[1 + v % 6],
 	(ARRAY['info', 'info', 'low', 'medium', 'high', 'critical', 'info'])[1 + v % 7],
-	now() - make_interval(secs => (v * 2593) % (30 * 86400)), '{}', v
+	now() - make_interval(secs => (v::bigint * 2593) % (30 * 86400)), '{}', v
 FROM generate_series(1, $events) v;
 INSERT INTO tasks (name, kind, target_group) VALUES ('inventory-all', 'inventory', NULL),
 	('scan-branch', 'scan', '/branch/g1');

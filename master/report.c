@@ -6,14 +6,14 @@
 
 json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 {
-	/* Counting per partition key first keeps the join to slaves small. */
+	/* From the counters (migration 0007), not the endpoints themselves. */
 	return dbjson_query(
 		db,
 		"SELECT * FROM (WITH counts AS ("
-		" SELECT slave_id, count(*) FILTER (WHERE status = 'online') AS online,"
-		"  count(*) FILTER (WHERE status = 'offline') AS offline,"
-		"  count(*) FILTER (WHERE status = 'unreachable') AS unreachable,"
-		"  count(*) AS total FROM endpoints GROUP BY slave_id) "
+		" SELECT slave_id, sum(n) FILTER (WHERE status = 'online')::bigint AS online,"
+		"  sum(n) FILTER (WHERE status = 'offline')::bigint AS offline,"
+		"  sum(n) FILTER (WHERE status = 'unreachable')::bigint AS unreachable,"
+		"  sum(n)::bigint AS total FROM endpoint_counts GROUP BY slave_id) "
 		"SELECT s.name AS slave, s.health AS state, coalesce(c.online, 0) AS online,"
 		" coalesce(c.offline, 0) AS offline, coalesce(c.unreachable, 0) AS unreachable,"
 		" coalesce(c.total, 0) AS total,"
@@ -72,12 +72,14 @@ json_t *report_events(struct db *db, json_t *args, char *err, size_t errlen)
 	json_t *counts = dbjson_query(
 		db,
 		"SELECT to_char(day, 'YYYY-MM-DD') AS day, kind, severity, events, slaves FROM ("
-		" SELECT date_trunc('day', occurred_at AT TIME ZONE 'UTC') AS day, kind, severity,"
-		"  count(*) AS events, count(DISTINCT slave_id) AS slaves FROM events"
-		" WHERE occurred_at >= (date_trunc('day', now() AT TIME ZONE 'UTC')"
-		"  - make_interval(days => $1::int - 1)) AT TIME ZONE 'UTC'"
-		"  AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR severity = $3)"
-		" GROUP BY 1, 2, 3) c ORDER BY c.day DESC, c.events DESC, kind, severity",
+		" SELECT c.day, c.kind, c.severity, sum(c.n)::bigint AS events,"
+		"  count(*) FILTER (WHERE c.n > 0) AS slaves"
+		" FROM event_counts c JOIN slaves s ON s.id = c.slave_id"
+		" WHERE s.state NOT IN ('unregistered', 'pending')"
+		"  AND c.day >= (now() AT TIME ZONE 'UTC')::date - ($1::int - 1)"
+		"  AND ($2::text IS NULL OR c.kind = $2) AND ($3::text IS NULL OR c.severity = $3)"
+		" GROUP BY 1, 2, 3 HAVING sum(c.n) > 0) c"
+		" ORDER BY c.day DESC, c.events DESC, kind, severity",
 		3, p, err, errlen);
 	json_t *age = counts ? dbjson_query(db, SLAVES_AGE_SQL, 0, NULL, err, errlen) : NULL;
 	return sections("events by day (UTC), kind and severity", counts, "data age per slave", age);
@@ -90,17 +92,17 @@ json_t *report_tasks(struct db *db, char *err, size_t errlen)
 		"SELECT coalesce(mt.name, st.name, '#' || r.task_id) AS task,"
 		" CASE WHEN r.master_task_id IS NULL THEN s.name ELSE 'master' END AS owner,"
 		" s.name AS slave,"
-		" count(*) FILTER (WHERE r.status = 'pending') AS pending,"
-		" count(*) FILTER (WHERE r.status = 'running') AS running,"
-		" count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
-		" count(*) FILTER (WHERE r.status = 'failed') AS failed,"
-		" count(*) AS total "
-		"FROM task_results r JOIN slave_status s ON s.id = r.slave_id"
+		" coalesce(sum(r.n) FILTER (WHERE r.status = 'pending'), 0)::bigint AS pending,"
+		" coalesce(sum(r.n) FILTER (WHERE r.status = 'running'), 0)::bigint AS running,"
+		" coalesce(sum(r.n) FILTER (WHERE r.status = 'succeeded'), 0)::bigint AS succeeded,"
+		" coalesce(sum(r.n) FILTER (WHERE r.status = 'failed'), 0)::bigint AS failed,"
+		" sum(r.n)::bigint AS total "
+		"FROM task_result_counts r JOIN slaves s ON s.id = r.slave_id"
 		" LEFT JOIN tasks mt ON mt.id = r.master_task_id"
 		" LEFT JOIN slave_tasks st ON r.master_task_id IS NULL AND st.slave_id = r.slave_id"
 		"  AND st.id = r.task_id "
 		"WHERE s.state NOT IN ('unregistered', 'pending') "
-		"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+		"GROUP BY 1, 2, 3 HAVING sum(r.n) > 0 ORDER BY 1, 2, 3",
 		0, NULL, err, errlen);
 	json_t *age = counts ? dbjson_query(db, SLAVES_AGE_SQL, 0, NULL, err, errlen) : NULL;
 	return sections("task results by task and slave", counts, "data age per slave", age);
@@ -156,11 +158,12 @@ json_t *report_task_status(struct db *db, json_t *args, char *err, size_t errlen
 		"SELECT * FROM (WITH t AS (SELECT id, target_all, target_slaves FROM tasks"
 		"  WHERE id = $1::bigint),"
 		" c AS (SELECT r.slave_id,"
-		"  count(*) FILTER (WHERE r.status = 'pending') AS pending,"
-		"  count(*) FILTER (WHERE r.status = 'running') AS running,"
-		"  count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
-		"  count(*) FILTER (WHERE r.status = 'failed') AS failed, count(*) AS total"
-		"  FROM task_results r WHERE r.master_task_id = $1::bigint GROUP BY r.slave_id),"
+		"  sum(r.n) FILTER (WHERE r.status = 'pending')::bigint AS pending,"
+		"  sum(r.n) FILTER (WHERE r.status = 'running')::bigint AS running,"
+		"  sum(r.n) FILTER (WHERE r.status = 'succeeded')::bigint AS succeeded,"
+		"  sum(r.n) FILTER (WHERE r.status = 'failed')::bigint AS failed,"
+		"  sum(r.n)::bigint AS total"
+		"  FROM task_result_counts r WHERE r.master_task_id = $1::bigint GROUP BY r.slave_id),"
 		" s AS (SELECT s.* FROM slave_status s, t WHERE s.state NOT IN ('unregistered', "
 		"  'pending') AND (t.target_all OR s.name = ANY (t.target_slaves))) "
 		"SELECT s.name AS slave, s.health AS state,"

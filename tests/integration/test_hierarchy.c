@@ -224,6 +224,34 @@ static void test_enrol(void)
 	CU_ASSERT_EQUAL(st.st_mode & 077, 0);
 }
 
+/*
+ * The master's report counters (migration 0007) equal a count of the rows
+ * they stand for, after COPY, merges, updates, deletions and dropped
+ * partitions alike.
+ */
+static const char *const counts_check[] = {
+	"SELECT slave_id, status, count(*) FROM endpoints GROUP BY 1, 2",
+	"SELECT slave_id, status, n FROM endpoint_counts WHERE n <> 0",
+	"SELECT slave_id, (occurred_at AT TIME ZONE 'UTC')::date, kind, severity, count(*) "
+	"FROM events GROUP BY 1, 2, 3, 4",
+	"SELECT slave_id, day, kind, severity, n FROM event_counts WHERE n <> 0",
+	"SELECT slave_id, task_id, status, max(master_task_id), count(*) FROM task_results "
+	"GROUP BY 1, 2, 3",
+	"SELECT slave_id, task_id, status, master_task_id, n FROM task_result_counts WHERE n <> 0",
+};
+
+static void assert_counts_exact(void)
+{
+	char sql[1024];
+	for (size_t i = 0; i < sizeof(counts_check) / sizeof(counts_check[0]); i += 2) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM ((%s EXCEPT %s) UNION ALL (%s EXCEPT %s)) x",
+			 counts_check[i], counts_check[i + 1], counts_check[i + 1], counts_check[i]);
+		CU_ASSERT_EQUAL(hp_query_ll(&master, sql), 0);
+	}
+	CU_ASSERT(hp_query_ll(&master, "SELECT count(*) FROM endpoint_counts") > 0);
+}
+
 static void test_full_sync(void)
 {
 	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
@@ -235,6 +263,7 @@ static void test_full_sync(void)
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM endpoints WHERE slave_id = %lld",
 		 slave_id("site-b"));
 	CU_ASSERT_EQUAL(hp_query_ll(&master, sql), 300);
+	assert_counts_exact();
 }
 
 static void test_incremental_and_deletions(void)
@@ -256,6 +285,7 @@ static void test_incremental_and_deletions(void)
 	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "sync", "now", NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, " 0 rows sent"));
 	free(out);
+	assert_counts_exact();
 }
 
 /*
@@ -604,6 +634,10 @@ static void test_unregister_from_slave(void)
 	/* Its other data and site-b are untouched. */
 	CU_ASSERT_EQUAL(hp_query_ll(&sa, "SELECT count(*) FROM endpoints"), 500);
 	assert_converged(&sb);
+	/* Its counters went with its partitions. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM endpoint_counts WHERE slave_id = %lld", sid);
+	CU_ASSERT_EQUAL(hp_query_ll(&master, sql), 0);
+	assert_counts_exact();
 }
 
 int main(void)
