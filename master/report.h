@@ -13,4 +13,7 @@
 /* Endpoints by slave and status, plus a total row. */
 json_t *report_endpoints(struct db *db, char *err, size_t errlen);
 
+/* Each slave's replicated licence and seats in use; a slave without one says so. */
+json_t *report_licences(struct db *db, char *err, size_t errlen);
+
 #endif
