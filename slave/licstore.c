@@ -57,19 +57,26 @@ json_t *licstore_install(struct db *db, const char *pubkey_path, json_t *args, c
 	int dbrc = db_begin(db, err, errlen);
 	if (dbrc == 0)
 		dbrc = db_exec(db, "SELECT repl_lock()", 0, NULL, err, errlen);
+	/* UPDATE, then INSERT when there was no row: an INSERT ... ON CONFLICT would
+	 * fire the BEFORE INSERT trigger (and its threshold events) before it
+	 * turned into an update. repl_lock() keeps two installs from racing. */
+	char updated[8] = "";
 	if (dbrc == 0)
 		dbrc =
-		    db_exec(db,
-			    "INSERT INTO licence (licence_id, holder, seats, valid_from, "
-			    "valid_until, features, document, seats_used) VALUES ($1, $2, "
-			    "$3::bigint, $4::timestamptz, $5::timestamptz, $6::jsonb, $7, "
-			    "(SELECT used FROM agent_seats)) "
-			    "ON CONFLICT (one) DO UPDATE SET licence_id = EXCLUDED.licence_id, "
-			    "holder = EXCLUDED.holder, seats = EXCLUDED.seats, "
-			    "valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until, "
-			    "features = EXCLUDED.features, document = EXCLUDED.document, "
-			    "seats_used = EXCLUDED.seats_used, installed_at = now()",
-			    7, p, err, errlen);
+		    db_query_value(db,
+				   "WITH u AS (UPDATE licence SET licence_id = $1, holder = $2, "
+				   "seats = $3::bigint, valid_from = $4::timestamptz, "
+				   "valid_until = $5::timestamptz, features = $6::jsonb, "
+				   "document = $7, seats_used = (SELECT used FROM agent_seats), "
+				   "installed_at = now() RETURNING 1) SELECT count(*)::text FROM u",
+				   7, p, updated, sizeof(updated), err, errlen);
+	if (dbrc == 0 && strcmp(updated, "0") == 0)
+		dbrc = db_exec(db,
+			       "INSERT INTO licence (licence_id, holder, seats, valid_from, "
+			       "valid_until, features, document, seats_used) VALUES ($1, $2, "
+			       "$3::bigint, $4::timestamptz, $5::timestamptz, $6::jsonb, $7, "
+			       "(SELECT used FROM agent_seats))",
+			       7, p, err, errlen);
 	if (dbrc == 0)
 		dbrc = db_commit(db, err, errlen);
 	free(features);
