@@ -339,7 +339,8 @@ static void enrol_on_message(struct chan *ch, uint16_t type, const uint8_t *payl
 		struct msg_error e;
 		/* A refused token or full licence will refuse every other identity too. */
 		if (proto_decode_error(o, &e, err, sizeof(err)) == 0 &&
-		    (strcmp(e.code, "token") == 0 || strcmp(e.code, "seats") == 0)) {
+		    (strcmp(e.code, "token") == 0 || strcmp(e.code, "seats") == 0 ||
+		     strcmp(e.code, "licence") == 0)) {
 			snprintf(sl->ep->err, sizeof(sl->ep->err), "the server refused: %s: %s",
 				 e.code, e.message);
 			sl->ep->fatal = true;

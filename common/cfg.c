@@ -117,6 +117,7 @@ static const struct cfg_setting cfg_settings[] = {
 	INT("push", "heartbeat", heartbeat_interval, 60, 5, 86400, true, ROLE_SLAVE),
 	INT("push", "workers", push_workers, 1, 1, 64, false, ROLE_SLAVE),
 	INT("licence", "seats", seats, 1000, 0, 10000000, true, ROLE_SLAVE),
+	STR("licence", "public-key", licence_public_key, "", NULL, 1, PATH_MAX - 1, ROLE_SLAVE),
 	STR("slave", "host", slave_host, "", NULL, 1, 255, ROLE_DP),
 	INT("slave", "port", slave_port, 7074, 1, 65535, false, ROLE_DP),
 	STR("slave", "token", slave_token, "", NULL, 1, 511, ROLE_DP),

@@ -65,6 +65,7 @@ struct cfg {
 	struct iprange unreachable[CFG_RANGES_MAX];
 	int n_unreachable;
 	int seats;			/* <licence seats="1000"/> 0..10000000 endpoints (reloadable) */
+	char licence_public_key[PATH_MAX]; /* <licence public-key="FILE"/>: verifies installed licences; "" none */
 	/* push address, port, hosts and max-connections also apply to a dp:
 	 * its first host is the address agents are sent to */
 

@@ -19,6 +19,9 @@
 /* version stays last: the slave reads a batch's watermark from the last field. */
 #define RESULT_COLS "task_id, endpoint_id, status, result, updated_at, master_task_id, version"
 #define TOMBSTONE_COLS "stream, key, version"
+#define LICENCE_COLS                                                                               \
+	"licence_id, holder, seats, valid_from, valid_until, features, installed_at, seats_used, " \
+	"version"
 
 const char *const stream_master_stage_setup[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS stage_groups (LIKE groups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
@@ -27,6 +30,7 @@ const char *const stream_master_stage_setup[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_policies (LIKE slave_policies INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_tasks (LIKE slave_tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 	"CREATE TEMP TABLE IF NOT EXISTS stage_task_results (LIKE task_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS stage_slave_licences (LIKE slave_licences INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 	"CREATE TEMP TABLE IF NOT EXISTS stage_tombstones (stream text NOT NULL, key text NOT NULL, version bigint NOT NULL) ON COMMIT DELETE ROWS",
 	NULL,
 };
@@ -108,6 +112,21 @@ const struct stream_def stream_defs[] = {
 		"occurred_at = EXCLUDED.occurred_at, details = EXCLUDED.details, "
 		"version = EXCLUDED.version WHERE events.version < EXCLUDED.version",
 		true,
+	},
+	{
+		/* One row at most on either side: the installed licence. */
+		"licence",
+		"COPY (SELECT " LICENCE_COLS " FROM licence" SLAVE_RANGE ") TO STDOUT",
+		"COPY slave_licences (" LICENCE_COLS ") FROM STDIN",
+		"COPY stage_slave_licences (" LICENCE_COLS ") FROM STDIN",
+		"INSERT INTO slave_licences SELECT * FROM stage_slave_licences WHERE slave_id = $1 "
+		"ON CONFLICT (slave_id) DO UPDATE SET licence_id = EXCLUDED.licence_id, "
+		"holder = EXCLUDED.holder, seats = EXCLUDED.seats, "
+		"valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until, "
+		"features = EXCLUDED.features, installed_at = EXCLUDED.installed_at, "
+		"seats_used = EXCLUDED.seats_used, version = EXCLUDED.version "
+		"WHERE slave_licences.version < EXCLUDED.version",
+		false,
 	},
 	{
 		STREAM_DELETIONS,

@@ -36,6 +36,23 @@ static const struct ctl_option policy_update_options[] = {
 	{ 0 },
 };
 
+static const struct ctl_option license_keygen_options[] = {
+	{ "out", "out", CTL_OPT_STRING, true, NULL, "DIR" },
+	{ 0 },
+};
+
+static const struct ctl_option license_sign_options[] = {
+	{ "key", "key", CTL_OPT_STRING, true, NULL, "FILE" },
+	{ "id", "id", CTL_OPT_STRING, true, NULL, "ID" },
+	{ "holder", "holder", CTL_OPT_STRING, true, NULL, "TEXT" },
+	{ "seats", "seats", CTL_OPT_INT, true, NULL, "N" },
+	{ "valid-from", "valid_from", CTL_OPT_STRING, true, NULL, "DATE" },
+	{ "valid-until", "valid_until", CTL_OPT_STRING, true, NULL, "DATE" },
+	{ "features", "features", CTL_OPT_LIST, false, NULL, "A,B" },
+	{ "out", "out", CTL_OPT_STRING, false, NULL, "FILE" },
+	{ 0 },
+};
+
 static const struct ctl_option task_create_options[] = {
 	{ "kind", "kind", CTL_OPT_STRING, true, NULL, "KIND" },
 	{ "params", "params", CTL_OPT_JSON, false, NULL, "JSON" },
@@ -214,6 +231,38 @@ static const struct ctl_command command_table[] = {
 	  no_options,
 	  CTL_TIMEOUT_DEFAULT,
 	  "revoke an endpoint: its agent is refused and disconnected, its seat is freed" },
+	{ "license keygen",
+	  CTL_LOCAL_LICENSE_KEYGEN,
+	  { { 0 } },
+	  license_keygen_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "offline: make a licence signing key pair, DIR/licence.key (0600) and "
+	  "DIR/licence.pub" },
+	{ "license sign",
+	  CTL_LOCAL_LICENSE_SIGN,
+	  { { 0 } },
+	  license_sign_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "offline: sign a licence (DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC) to stdout "
+	  "or --out FILE" },
+	{ "license install",
+	  "license.install",
+	  { { "file", "FILE" } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "install a licence file on this slave; a refused one leaves the old licence" },
+	{ "license show",
+	  "license.show",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "show this slave's licence, seats used and expiry" },
+	{ "license list",
+	  "license.list",
+	  { { 0 } },
+	  no_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "every slave's licence and seats used, as last synced (master)" },
 	{ "status",
 	  "status",
 	  { { 0 } },

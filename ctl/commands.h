@@ -19,6 +19,10 @@
 #include <jansson.h>
 
 #define CTL_MAX_POSITIONAL 2
+
+/* Commands strata-ctl runs itself, without a daemon (see ctl/lictool.h). */
+#define CTL_LOCAL_LICENSE_KEYGEN "local:license.keygen"
+#define CTL_LOCAL_LICENSE_SIGN "local:license.sign"
 /* Options one command may declare. */
 #define CTL_MAX_OPTIONS 32
 

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "commands.h"
+#include "lictool.h"
 #include "render.h"
 
 enum { CTL_EXIT_OK = 0, CTL_EXIT_REFUSED = 1, CTL_EXIT_USAGE = 2, CTL_EXIT_UNREACHABLE = 3 };
@@ -236,6 +237,27 @@ static int call_daemon(const struct ctl_options *opt, const struct ctl_command *
 	return status;
 }
 
+/* The offline licence commands run here; everything else goes to the daemon. */
+static int run_command(const struct ctl_options *opt, const struct ctl_command *cmd, json_t *args)
+{
+	char err[512];
+	int rc = 0;
+	if (strcmp(cmd->cmd, CTL_LOCAL_LICENSE_KEYGEN) == 0)
+		rc = lictool_keygen(args, stdout, err, sizeof(err));
+	else if (strcmp(cmd->cmd, CTL_LOCAL_LICENSE_SIGN) == 0)
+		rc = lictool_sign(args, stdout, err, sizeof(err));
+	else if (strcmp(cmd->cmd, "license.install") == 0 &&
+		 lictool_read_document(args, err, sizeof(err)) != 0)
+		rc = -1;
+	else
+		return call_daemon(opt, cmd, args);
+	if (rc != 0) {
+		fprintf(stderr, "strata-ctl: %s\n", err);
+		return CTL_EXIT_REFUSED;
+	}
+	return CTL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl_options opt = { .format = RENDER_TEXT };
@@ -254,7 +276,7 @@ int main(int argc, char **argv)
 	int status;
 	switch (ctl_build_request(argc, argv, &args, &cmd, err, sizeof(err))) {
 	case CTL_BUILD_OK:
-		status = call_daemon(&opt, cmd, args);
+		status = run_command(&opt, cmd, args);
 		break;
 	case CTL_BUILD_HELP:
 		status = print_help(argc, argv);

@@ -129,6 +129,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = report_tasks(m->d.db, err, sizeof(err));
 	else if (strcmp(cmd, "report.sync") == 0)
 		res = report_sync(m->d.db, err, sizeof(err));
+	else if (strcmp(cmd, "license.list") == 0)
+		res = report_licences(m->d.db, err, sizeof(err));
 	else if (strcmp(cmd, "status") == 0)
 		res = cmd_status(m, err, sizeof(err));
 	else
@@ -137,7 +139,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	if (!known) {
 		if (strcmp(cmd, "register") == 0 || strcmp(cmd, "unregister") == 0 ||
 		    strncmp(cmd, "sync.", 5) == 0 || strncmp(cmd, "endpoint", 8) == 0 ||
-		    strncmp(cmd, "agent", 5) == 0 || strncmp(cmd, "dp", 2) == 0)
+		    strncmp(cmd, "agent", 5) == 0 || strncmp(cmd, "dp", 2) == 0 ||
+		    strcmp(cmd, "license.install") == 0 || strcmp(cmd, "license.show") == 0)
 			admin_reply_error(req, "'%s' is a slave command; the master has no endpoints "
 					  "and no master of its own", cmd);
 		else

@@ -165,7 +165,7 @@ int reg_enrol(struct db *db, const struct master_pki *pki, const char *token_tex
 		dbrc = db_exec(db,
 			       "INSERT INTO watermarks (slave_id, stream) SELECT $1::int, "
 			       "unnest(ARRAY['groups','endpoints','policies','tasks','task_results',"
-			       "'events','deletions']) ON CONFLICT DO NOTHING",
+			       "'events','licence','deletions']) ON CONFLICT DO NOTHING",
 			       1, p2, dberr, sizeof(dberr));
 	if (dbrc == 0)
 		dbrc = db_commit(db, dberr, sizeof(dberr));
@@ -278,6 +278,9 @@ int reg_slave_remove(struct db *db, const char *name, bool keep_data, int *slave
 		goto fail;
 	if (!keep_data &&
 	    db_exec(db, "SELECT strata_partitions_drop($1::int)", 1, p, err, errlen) != 0)
+		goto fail;
+	if (!keep_data && db_exec(db, "DELETE FROM slave_licences WHERE slave_id = $1::int", 1, p,
+				  err, errlen) != 0)
 		goto fail;
 	if (db_commit(db, err, errlen) != 0)
 		return -1;

@@ -187,3 +187,22 @@ json_t *report_task_status(struct db *db, json_t *args, char *err, size_t errlen
 	json_object_set_new(table, "fields", fields);
 	return table;
 }
+
+json_t *report_licences(struct db *db, char *err, size_t errlen)
+{
+	/* The licence row is what the slave replicated; "expired" is judged now. */
+	return dbjson_query(
+		db,
+		"SELECT s.name AS slave, coalesce(l.licence_id, '(no licence)') AS licence,"
+		" l.holder, l.seats, l.seats_used,"
+		" CASE WHEN l.seats > 0 THEN round(100.0 * l.seats_used / l.seats)::int END"
+		"  AS used_pct,"
+		" to_char(l.valid_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+		"  AS valid_until,"
+		" CASE WHEN l.slave_id IS NULL THEN NULL WHEN l.valid_until <= now() THEN 'yes'"
+		"  ELSE 'no' END AS expired,"
+		" (s.health <> 'active' OR s.last_sync_at IS NULL) AS late, s.data_age_s "
+		"FROM slave_status s LEFT JOIN slave_licences l ON l.slave_id = s.id "
+		"WHERE s.state NOT IN ('unregistered', 'pending') ORDER BY s.name",
+		0, NULL, err, errlen);
+}

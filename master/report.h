@@ -32,4 +32,7 @@ json_t *report_sync(struct db *db, char *err, size_t errlen);
  */
 json_t *report_task_status(struct db *db, json_t *args, char *err, size_t errlen);
 
+/* Each slave's replicated licence and seats in use; a slave without one says so. */
+json_t *report_licences(struct db *db, char *err, size_t errlen);
+
 #endif

@@ -240,15 +240,53 @@ int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg
 		*code = "token";
 		goto refused;
 	}
-	/* agent_seats is kept by a trigger: no count of every endpoint per enrolment. */
-	if (db_query_value(db, "SELECT used::text FROM agent_seats", 0, NULL, used, sizeof(used),
-			   err, errlen) != 0)
+	/* agent_seats is kept by a trigger: no count of every endpoint per enrolment.
+	 * An installed licence's seats replace the <licence seats> setting. */
+	PGresult *lr = db_query(db,
+				"SELECT s.used::text, l.licence_id, l.seats::text, "
+				"(l.valid_until <= now())::text, to_char(l.valid_until AT TIME ZONE "
+				"'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+				"FROM agent_seats s LEFT JOIN licence l ON true",
+				0, NULL, err, errlen);
+	if (!lr)
 		goto fail;
-	if (atoll(used) >= seats) {
-		*code = "seats";
-		snprintf(err, errlen, "licence seats exhausted (%s of %d used)", used, seats);
-		rc = 1;
-		goto refused;
+	if (PQntuples(lr) != 1) {
+		PQclear(lr);
+		snprintf(err, errlen, "agent_seats has no row");
+		goto fail;
+	}
+	snprintf(used, sizeof(used), "%s", PQgetvalue(lr, 0, 0));
+	if (!PQgetisnull(lr, 0, 1)) {
+		char lid[128], until[32];
+		snprintf(lid, sizeof(lid), "%s", PQgetvalue(lr, 0, 1));
+		snprintf(until, sizeof(until), "%s", PQgetvalue(lr, 0, 4));
+		long long lseats = atoll(PQgetvalue(lr, 0, 2));
+		bool expired = strcmp(PQgetvalue(lr, 0, 3), "true") == 0;
+		PQclear(lr);
+		if (expired) {
+			*code = "licence";
+			snprintf(err, errlen,
+				 "licence %s expired at %s: no new endpoints are enrolled", lid,
+				 until);
+			rc = 1;
+			goto refused;
+		}
+		if (atoll(used) >= lseats) {
+			*code = "seats";
+			snprintf(err, errlen, "licence %s seats exhausted (%s of %lld used)", lid,
+				 used, lseats);
+			rc = 1;
+			goto refused;
+		}
+	} else {
+		PQclear(lr);
+		if (atoll(used) >= seats) {
+			*code = "seats";
+			snprintf(err, errlen, "licence seats exhausted (%s of %d used)", used,
+				 seats);
+			rc = 1;
+			goto refused;
+		}
 	}
 	if (group[0] && group_ensure(db, group, group_id, sizeof(group_id), err, errlen) != 0)
 		goto fail;
@@ -274,7 +312,7 @@ refused:
 	db_rollback(db);
 	if (rc < 0)
 		return -1;
-	if (strcmp(*code, "seats") == 0)
+	if (strcmp(*code, "seats") == 0 || strcmp(*code, "licence") == 0)
 		log_warnx("agents: enrolment of %s from %s refused: %s", m->hostname, address, err);
 	return 1;
 fail:

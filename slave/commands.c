@@ -5,6 +5,7 @@
 
 #include "agents.h"
 #include "dps.h"
+#include "licstore.h"
 #include "link.h"
 #include "log.h"
 #include "slave.h"
@@ -97,9 +98,14 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = agents_endpoint_revoke(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "endpoint.command") == 0)
 		res = agents_command_create(db, args, err, sizeof(err));
+	else if (strcmp(cmd, "license.install") == 0)
+		res = licstore_install(db, sl->d.cfg.licence_public_key, args, err, sizeof(err));
+	else if (strcmp(cmd, "license.show") == 0)
+		res = licstore_show(db, sl->d.cfg.seats, err, sizeof(err));
 	else if (strcmp(cmd, "status") == 0)
 		res = cmd_status(sl);
-	else if (strncmp(cmd, "slave.", 6) == 0 || strncmp(cmd, "report.", 7) == 0) {
+	else if (strncmp(cmd, "slave.", 6) == 0 || strncmp(cmd, "report.", 7) == 0 ||
+		 strcmp(cmd, "license.list") == 0) {
 		admin_reply_error(req, "'%s' is a master command; this daemon is a slave", cmd);
 		return;
 	} else {

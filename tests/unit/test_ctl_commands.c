@@ -227,7 +227,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 28);
+	CU_ASSERT_EQUAL(n, 33);
 }
 
 static void test_find_command(void)
