@@ -799,6 +799,8 @@ void cfg_reload(struct cfg *cur, const struct cfg *next)
 
 	if (strcmp(cur->name, next->name) != 0)
 		log_warnx("setting server/@name changed: restart needed");
+	if (cur->http_enabled != next->http_enabled)
+		log_warnx("setting http changed: restart needed");
 	for (size_t i = 0; i < NELEM(cfg_settings); i++) {
 		const struct cfg_setting *s = &cfg_settings[i];
 

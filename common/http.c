@@ -317,6 +317,15 @@ static void http_peer(struct evhttp_request *req, char *out, size_t outlen)
 	snprintf(out, outlen, "%s:%u", addr ? addr : "?", (unsigned)port);
 }
 
+/* The path as it may be logged: no byte that could forge a log line. */
+static void http_log_path(const char *path, char *out, size_t outlen)
+{
+	size_t i;
+	for (i = 0; path[i] && i + 1 < outlen; i++)
+		out[i] = (unsigned char)path[i] < 0x20 || path[i] == 0x7f ? '?' : path[i];
+	out[i] = '\0';
+}
+
 static const char *http_method_name(enum evhttp_cmd_type m)
 {
 	switch (m) {
@@ -525,12 +534,14 @@ static void http_request_cb(struct evhttp_request *req, void *arg)
 		http_send_error(srv, req, 400, "malformed request path");
 		return;
 	}
+	char shown[201];
+	http_log_path(path, shown, sizeof(shown));
 	http_route(srv->hooks.commands, method, path, &route);
 	bool probe = route.status != 404 &&
 		     (route.kind == HTTP_ROUTE_LIVEZ || route.kind == HTTP_ROUTE_READYZ);
 	if (!probe && !http_authenticate(srv, req, who, sizeof(who), &why)) {
 		srv->unauthorized++;
-		log_warnx("http: %s %.200s from %s: 401 (%s)", http_method_name(method), path, peer,
+		log_warnx("http: %s %s from %s: 401 (%s)", http_method_name(method), shown, peer,
 			  why);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer");
@@ -539,7 +550,7 @@ static void http_request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (route.status == 404) {
-		log_info("http: %s %.200s from %s: 404", http_method_name(method), path, peer);
+		log_info("http: %s %s from %s: 404", http_method_name(method), shown, peer);
 		http_send_error(srv, req, 404, "no such resource");
 	} else if (route.status == 405) {
 		char msg[128];

@@ -314,6 +314,11 @@ static void test_auth(void)
 	CU_ASSERT_EQUAL(request(&master, master_http, "GET", "/metrics", "Basic " TOKEN, NULL, &r),
 			401);
 	reply_free(&r);
+	/* A path cannot forge a log line. */
+	CU_ASSERT_EQUAL(request(&master, master_http, "GET", "/x%0aforged%0d", NULL, NULL, &r),
+			401);
+	reply_free(&r);
+	CU_ASSERT_TRUE(hp_wait_log(&master, "GET /x?forged? from", 5));
 	/* Unknown resources are not revealed before authentication. */
 	CU_ASSERT_EQUAL(request(&master, master_http, "GET", "/nothing", NULL, NULL, &r), 401);
 	reply_free(&r);
