@@ -52,6 +52,8 @@ struct admin_req {
 	int pid;
 	json_t *request;
 	json_t *args;
+	admin_done_fn done; /* set for admin_dispatch(): no connection, reply to done */
+	void *done_arg;
 	TAILQ_ENTRY(admin_req) entry;
 };
 
@@ -90,7 +92,8 @@ static void admin_req_free(struct admin_req *req)
 	TAILQ_REMOVE(&req->srv->reqs, req, entry);
 	if (req->bev)
 		bufferevent_free(req->bev);
-	event_free(req->reap_ev);
+	if (req->reap_ev)
+		event_free(req->reap_ev);
 	json_decref(req->request);
 	json_decref(req->args);
 	free(req);
@@ -120,6 +123,12 @@ static void admin_req_reap_cb(evutil_socket_t fd, short what, void *arg)
 /* Queues the reply line and closes once written; steals reply. */
 static void admin_req_send(struct admin_req *req, json_t *reply)
 {
+	if (req->done) {
+		req->done(reply, req->done_arg);
+		json_decref(reply);
+		admin_req_free(req);
+		return;
+	}
 	char *text = json_dumps(reply, JSON_COMPACT);
 
 	json_decref(reply);
@@ -528,6 +537,11 @@ void admin_server_free(struct admin_server *srv)
 	evconnlistener_free(srv->listener);
 	unlink(srv->path);
 	while ((req = TAILQ_FIRST(&srv->reqs)) != NULL) {
+		if (req->done) {
+			/* Answers and frees it. */
+			admin_req_send_error(req, "daemon shutting down");
+			continue;
+		}
 		/* With a live connection this only queues, so req is still ours to free. */
 		if (req->state == ADMIN_REQ_PENDING && req->bev)
 			admin_req_send_error(req, "daemon shutting down");
@@ -536,6 +550,34 @@ void admin_server_free(struct admin_server *srv)
 		admin_req_free(req);
 	}
 	free(srv);
+}
+
+int admin_dispatch(struct admin_server *srv, const char *cmd, json_t *args, const char *origin,
+		   admin_done_fn done, void *done_arg)
+{
+	struct admin_req *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return -1;
+	req->srv = srv;
+	req->id = ++srv->next_id;
+	req->state = ADMIN_REQ_PENDING;
+	req->uid = -1;
+	req->pid = -1;
+	req->done = done;
+	req->done_arg = done_arg;
+	req->request = json_string(cmd);
+	req->args = args ? json_deep_copy(args) : json_object();
+	if (!req->request || !req->args) {
+		json_decref(req->request);
+		json_decref(req->args);
+		free(req);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&srv->reqs, req, entry);
+	log_info("admin: #%u %s from %s", req->id, cmd, origin);
+	srv->handler(req, json_string_value(req->request), req->args, srv->arg);
+	return 0;
 }
 
 static char *admin_request_line(const char *cmd, json_t *args, size_t *len)

@@ -49,6 +49,27 @@ void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 void admin_reply_result(struct admin_req *req, const char *cmd, json_t *result, const char *err);
 
 /*
+ * Another front end of the same commands (the HTTP API): runs the server's
+ * handler on cmd and args (not stolen; a copy is kept) as if they had come
+ * over the socket, and gives the reply object ({"ok": true, "result": ...}
+ * or {"ok": false, "error": "..."}) to done(reply, done_arg) instead of a
+ * socket. reply is borrowed for the call. done runs exactly once, maybe
+ * from a later callback; admin_server_free() answers a request still
+ * pending with "daemon shutting down", so whatever done_arg points to must
+ * outlive the admin server. origin names the caller in the log line.
+ * 0, or -1 (out of memory) and done is never called.
+ */
+typedef void (*admin_done_fn)(json_t *reply, void *done_arg);
+int admin_dispatch(struct admin_server *srv, const char *cmd, json_t *args, const char *origin,
+		   admin_done_fn done, void *done_arg);
+
+/* An operator command and whether it only reads (the HTTP API's GET). */
+struct admin_command {
+	const char *name;
+	int read_only;
+};
+
+/*
  * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
  * waits up to timeout_s (<= 0: without limit) for the reply. Returns the
  * whole reply object, ok true or false (caller decrefs), or NULL with err

@@ -45,7 +45,7 @@ static const struct cfg_element cfg_elements[] = {
 	{ "admin", ROLE_BOTH },	  { "sync-listen", ROLE_MASTER }, { "enrolment", ROLE_MASTER },
 	{ "limits", ROLE_ALL },	  { "master", ROLE_SLAVE },	  { "replication", ROLE_SLAVE },
 	{ "push", ROLE_PUSH },	  { "licence", ROLE_SLAVE },	  { "unreachable-ranges", ROLE_SLAVE },
-	{ "slave", ROLE_DP },
+	{ "slave", ROLE_DP },	  { "http", ROLE_BOTH },
 };
 
 /*
@@ -121,6 +121,13 @@ static const struct cfg_setting cfg_settings[] = {
 	STR("slave", "host", slave_host, "", NULL, 1, 255, ROLE_DP),
 	INT("slave", "port", slave_port, 7074, 1, 65535, false, ROLE_DP),
 	STR("slave", "token", slave_token, "", NULL, 1, 511, ROLE_DP),
+	/* The HTTP API: loopback unless the operator opens it further. */
+	STR("http", "address", http_address, "127.0.0.1", NULL, 1, 255, ROLE_BOTH),
+	INT("http", "port", http_port, 7075, 1, 65535, false, ROLE_BOTH),
+	STR("http", "token-file", http_token_file, "", NULL, 0, PATH_MAX - 1, ROLE_BOTH),
+	STR("http", "client-ca", http_client_ca, "", NULL, 0, PATH_MAX - 1, ROLE_BOTH),
+	INT("http", "max-body", http_max_body, 65536, 1024, 16777216, false, ROLE_BOTH),
+	INT("http", "timeout", http_timeout, 30, 1, 3600, false, ROLE_BOTH),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -500,6 +507,9 @@ static void cfg_read_element(struct cfg *c, xmlNodePtr node, struct cfg_errors *
 		cfg_read_ranges(c, node, e);
 		return;
 	}
+	/* <http> has no required attribute: its presence turns the API on. */
+	if (strcmp(el, "http") == 0)
+		c->http_enabled = true;
 	const struct cfg_setting *text = cfg_find(el, NULL);
 	if (text != NULL) {
 		xmlChar *v = xmlNodeGetContent(node);
@@ -790,6 +800,8 @@ void cfg_reload(struct cfg *cur, const struct cfg *next)
 
 	if (strcmp(cur->name, next->name) != 0)
 		log_warnx("setting server/@name changed: restart needed");
+	if (cur->http_enabled != next->http_enabled)
+		log_warnx("setting http changed: restart needed");
 	for (size_t i = 0; i < NELEM(cfg_settings); i++) {
 		const struct cfg_setting *s = &cfg_settings[i];
 

@@ -79,6 +79,15 @@ struct cfg {
 	int frame_max;			/* <limits frame-max="16777216"/> bytes, 64 KiB..64 MiB */
 	int handshake_timeout;		/* <limits handshake-timeout="10"/> s, 1..300 (reloadable) */
 	int session_timeout;		/* <limits session-timeout="120"/> s, 5..3600: no frame for that long ends a session (reloadable) */
+
+	/* master and slave: the HTTP API (common/http.h), off without <http> */
+	bool http_enabled;		/* the element is present */
+	char http_address[256];		/* <http address="127.0.0.1"/> */
+	int http_port;			/* <http port="7075"/> 1..65535 */
+	char http_token_file[PATH_MAX];	/* <http token-file=""/>: bearer token, mode 0600 or stricter */
+	char http_client_ca[PATH_MAX];	/* <http client-ca=""/>: CA of accepted client certificates */
+	int http_max_body;		/* <http max-body="65536"/> bytes, 1 KiB..16 MiB */
+	int http_timeout;		/* <http timeout="30"/> s, 1..3600: read/write of one request */
 };
 
 /* Fills *out with defaults for the role (used before any file is read). */

@@ -86,6 +86,7 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 
 	memset(d, 0, sizeof(*d));
 	d->role = role;
+	d->schema = schema;
 	d->progname = role == CFG_ROLE_MASTER  ? "strata-master"
 		      : role == CFG_ROLE_SLAVE ? "strata-slave"
 					       : "strata-dp";
@@ -203,6 +204,35 @@ void daemon_admin(struct daemon *d, admin_handler handler, void *arg)
 		log_fatalx("admin socket: %s", err);
 }
 
+void daemon_http(struct daemon *d, EVP_PKEY *key, X509 *cert, X509 *chain_ca,
+		 const struct http_hooks *hooks)
+{
+	char err[1024];
+
+	if (!d->cfg.http_enabled)
+		return;
+	d->http = http_start(d->base, &d->cfg, key, cert, chain_ca, hooks, err, sizeof(err));
+	if (!d->http)
+		log_error("http: API not started: %s", err);
+}
+
+void daemon_ready(struct daemon *d, json_t *not_ready)
+{
+	char err[512];
+	int version = 0;
+
+	if (daemon_db_ensure(d) != 0) {
+		json_array_append_new(not_ready, json_string("database"));
+	} else if (migrate_current(d->db, &version, err, sizeof(err)) != 0) {
+		log_warnx("readyz: %s", err);
+		json_array_append_new(not_ready, json_string("database"));
+	} else if (version != migrate_latest(d->schema)) {
+		json_array_append_new(not_ready, json_string("schema"));
+	}
+	if (!d->admin)
+		json_array_append_new(not_ready, json_string("admin socket"));
+}
+
 void daemon_run(struct daemon *d)
 {
 	event_base_dispatch(d->base);
@@ -212,6 +242,8 @@ void daemon_free(struct daemon *d)
 {
 	if (d->admin)
 		admin_server_free(d->admin);
+	/* After the admin server, which answers the API's pending commands. */
+	http_free(d->http);
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	if (d->sig_term)

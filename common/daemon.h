@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "cfg.h"
 #include "db.h"
+#include "http.h"
 #include "migrate.h"
 
 struct daemon {
@@ -36,6 +37,10 @@ struct daemon {
 	 * started the worker) and prefixes its log lines with "push worker N".
 	 */
 	int worker;
+	/* The HTTP API (NULL without <http> or when it could not start) and
+	 * the schema this binary expects, for its readiness check. */
+	struct http_server *http;
+	const struct migration *schema;
 };
 
 /*
@@ -47,6 +52,16 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 		 const struct migration *schema);
 /* Opens the admin socket with handler; exits 1 with the reason on failure. */
 void daemon_admin(struct daemon *d, admin_handler handler, void *arg);
+/*
+ * Starts the HTTP API when <http> is configured, after daemon_admin(),
+ * with the daemon's server certificate (key, cert, chain_ca). A failure
+ * is logged and the daemon runs on without the API.
+ */
+void daemon_http(struct daemon *d, EVP_PKEY *key, X509 *cert, X509 *chain_ca,
+		 const struct http_hooks *hooks);
+/* Readiness common to both daemons: database reachable, schema at this
+ * binary's version, admin socket open; appends what is not to not_ready. */
+void daemon_ready(struct daemon *d, json_t *not_ready);
 /* Runs the event loop until SIGTERM/SIGINT. */
 void daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);

@@ -85,6 +85,17 @@ static json_t *cmd_status(struct master *m, char *err, size_t errlen)
 			 "open_sessions", m->nsessions);
 }
 
+/* Keep in step with commands_handle(): the HTTP API answers 404 for what is not here. */
+const struct admin_command commands_table[] = {
+	{ "slave.add", 0 },	{ "slave.list", 1 },
+	{ "slave.remove", 0 },	{ "slave.sync", 0 },
+	{ "policy.create", 0 }, { "policy.update", 0 },
+	{ "policy.delete", 0 }, { "policy.list", 1 },
+	{ "task.create", 0 },	{ "task.delete", 0 },
+	{ "task.list", 1 },	{ "report.endpoints", 1 },
+	{ "status", 1 },	{ NULL, 0 },
+};
+
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
 {
 	struct master *m = arg;

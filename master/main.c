@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "commands.h"
+#include "httpapi.h"
 #include "log.h"
 #include "master.h"
 #include "session.h"
@@ -19,6 +20,7 @@ int main(int argc, char **argv)
 	if (session_listen(&m, err, sizeof(err)) != 0)
 		log_fatalx("%s", err);
 	daemon_admin(&m.d, commands_handle, &m);
+	httpapi_start(&m);
 	log_notice("master '%s' ready", m.d.cfg.name);
 	daemon_run(&m.d);
 	session_shutdown(&m);

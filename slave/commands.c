@@ -37,6 +37,20 @@ static json_t *token_create(struct slave *sl, json_t *args, const char *kind, ch
 	return res;
 }
 
+/* Keep in step with commands_handle(): the HTTP API answers 404 for what is not here. */
+const struct admin_command commands_table[] = {
+	{ "register", 0 },	  { "unregister", 0 },
+	{ "sync.now", 0 },	  { "sync.status", 1 },
+	{ "policy.create", 0 },	  { "policy.update", 0 },
+	{ "policy.delete", 0 },	  { "policy.list", 1 },
+	{ "task.create", 0 },	  { "task.delete", 0 },
+	{ "task.list", 1 },	  { "agent-token.create", 0 },
+	{ "dp-token.create", 0 }, { "dp.list", 1 },
+	{ "dp.remove", 0 },	  { "endpoint.list", 1 },
+	{ "endpoint.revoke", 0 }, { "endpoint.command", 0 },
+	{ "status", 1 },	  { NULL, 0 },
+};
+
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
 {
 	struct slave *sl = arg;

@@ -4,6 +4,9 @@
 
 #include "admin.h"
 
+/* Every command commands_handle() knows, for the HTTP API; ended by a NULL name. */
+extern const struct admin_command commands_table[];
+
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "dps.h"
+#include "httpapi.h"
 #include "link.h"
 #include "log.h"
 #include "push.h"
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
 			log_fatalx("push server: %s", err);
 	}
 	daemon_admin(&sl.d, commands_handle, &sl);
+	httpapi_start(&sl);
 	link_start(sl.link);
 	log_notice("slave '%s' ready", sl.d.cfg.name);
 	daemon_run(&sl.d);

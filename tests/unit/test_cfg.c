@@ -785,6 +785,34 @@ static void test_unreachable_ranges(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "setting unreachable-ranges: 0 -> 2 ranges"));
 }
 
+static void test_http(void)
+{
+	static const char with[] = "<server role=\"master\" name=\"m\">\n"
+				   "<http port=\"8443\" token-file=\"/etc/strata/api.token\"/>\n"
+				   "</server>\n";
+	static const char without[] = "<server role=\"slave\" name=\"s\"></server>\n";
+	struct cfg c;
+	char err[4096], path[PATH_MAX];
+
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(without, CFG_ROLE_SLAVE, &c, err, sizeof(err), path, sizeof(path)), 0);
+	CU_ASSERT_FALSE(c.http_enabled);
+	CU_ASSERT_STRING_EQUAL(c.http_address, "127.0.0.1");
+	CU_ASSERT_EQUAL(c.http_port, 7075);
+	CU_ASSERT_EQUAL(c.http_max_body, 65536);
+	CU_ASSERT_EQUAL(c.http_timeout, 30);
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(with, CFG_ROLE_MASTER, &c, err, sizeof(err), path, sizeof(path)), 0);
+	CU_ASSERT_TRUE(c.http_enabled);
+	CU_ASSERT_EQUAL(c.http_port, 8443);
+	CU_ASSERT_STRING_EQUAL(c.http_token_file, "/etc/strata/api.token");
+	CU_ASSERT_STRING_EQUAL(c.http_client_ca, "");
+	expect_error("<server role=\"master\" name=\"m\"><http max-body=\"100\"/></server>",
+		     CFG_ROLE_MASTER, "http/@max-body: 100 is below the minimum 1024");
+	expect_error("<server role=\"dp\" name=\"d\"><slave host=\"h\"/><http/></server>",
+		     CFG_ROLE_DP, "<http> is a master and slave setting");
+}
+
 static void test_role_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(cfg_role_name(CFG_ROLE_MASTER), "master");
@@ -808,6 +836,7 @@ int main(void)
 	CU_add_test(s, "reload copies only reloadable settings", test_reload);
 	CU_add_test(s, "unreachable ranges and push workers", test_unreachable_ranges);
 	CU_add_test(s, "role names", test_role_names);
+	CU_add_test(s, "http element", test_http);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
