@@ -87,13 +87,25 @@ static json_t *cmd_status(struct master *m, char *err, size_t errlen)
 
 /* Keep in step with commands_handle(): the HTTP API answers 404 for what is not here. */
 const struct admin_command commands_table[] = {
-	{ "slave.add", 0 },	{ "slave.list", 1 },
-	{ "slave.remove", 0 },	{ "slave.sync", 0 },
-	{ "policy.create", 0 }, { "policy.update", 0 },
-	{ "policy.delete", 0 }, { "policy.list", 1 },
-	{ "task.create", 0 },	{ "task.delete", 0 },
-	{ "task.list", 1 },	{ "report.endpoints", 1 },
-	{ "status", 1 },	{ NULL, 0 },
+	{ "slave.add", 0 },
+	{ "slave.list", 1 },
+	{ "slave.remove", 0 },
+	{ "slave.sync", 0 },
+	{ "policy.create", 0 },
+	{ "policy.update", 0 },
+	{ "policy.delete", 0 },
+	{ "policy.list", 1 },
+	{ "task.create", 0 },
+	{ "task.delete", 0 },
+	{ "task.list", 1 },
+	{ "task.status", 1 },
+	{ "report.endpoints", 1 },
+	{ "report.events", 1 },
+	{ "report.tasks", 1 },
+	{ "report.sync", 1 },
+	{ "license.list", 1 },
+	{ "status", 1 },
+	{ NULL, 0 },
 };
 
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
@@ -152,8 +164,10 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		    strncmp(cmd, "sync.", 5) == 0 || strncmp(cmd, "endpoint", 8) == 0 ||
 		    strncmp(cmd, "agent", 5) == 0 || strncmp(cmd, "dp", 2) == 0 ||
 		    strcmp(cmd, "license.install") == 0 || strcmp(cmd, "license.show") == 0)
-			admin_reply_error(req, "'%s' is a slave command; the master has no endpoints "
-					  "and no master of its own", cmd);
+			admin_reply_error(req,
+					  "'%s' is a slave command; the master has no endpoints "
+					  "and no master of its own",
+					  cmd);
 		else
 			admin_reply_error(req, "unknown command '%s'", cmd);
 		return;

@@ -24,7 +24,7 @@ static json_t *cmd_status(struct slave *sl)
 
 /* The kind comes from the command, never from the request's arguments. */
 static json_t *token_create(struct slave *sl, json_t *args, const char *kind, char *err,
-			   size_t errlen)
+			    size_t errlen)
 {
 	json_t *a = json_is_object(args) ? json_deep_copy(args) : json_object();
 	if (!a || json_object_set_new(a, "kind", json_string(kind)) != 0) {
@@ -48,6 +48,7 @@ const struct admin_command commands_table[] = {
 	{ "dp-token.create", 0 }, { "dp.list", 1 },
 	{ "dp.remove", 0 },	  { "endpoint.list", 1 },
 	{ "endpoint.revoke", 0 }, { "endpoint.command", 0 },
+	{ "license.install", 0 }, { "license.show", 1 },
 	{ "status", 1 },	  { NULL, 0 },
 };
 
@@ -67,7 +68,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	if (strcmp(cmd, "register") == 0) {
 		const char *master = arg_str(args, "master"), *token = arg_str(args, "token");
 		if (!master || !token) {
-			admin_reply_error(req, "register needs --master HOST:PORT and --token TOKEN");
+			admin_reply_error(req,
+					  "register needs --master HOST:PORT and --token TOKEN");
 			return;
 		}
 		link_register(sl->link, req, master, token);
