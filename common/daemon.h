@@ -27,6 +27,8 @@ struct daemon {
 	struct db *db;
 	struct admin_server *admin;
 	struct event *sig_hup, *sig_term, *sig_int;
+	struct event *watchdog; /* WATCHDOG=1 timer (sdnotify.h), NULL when off */
+	char ready_status[256]; /* the STATUS line sent with READY=1 */
 	void (*on_reload)(struct daemon *d, void *arg);
 	void *arg;
 	/*
@@ -47,6 +49,14 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 		 const struct migration *schema);
 /* Opens the admin socket with handler; exits 1 with the reason on failure. */
 void daemon_admin(struct daemon *d, admin_handler handler, void *arg);
+/*
+ * The daemon serves: logs msg (printf-style) at notice level and tells the
+ * service manager READY=1 with msg as its STATUS (sdnotify.h), then starts
+ * the watchdog pings when the manager asked for them. Call it once the
+ * listeners and the admin socket are open. A SIGHUP reload afterwards sends
+ * RELOADING=1, then READY=1 again; SIGTERM/SIGINT send STOPPING=1.
+ */
+void daemon_ready(struct daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs the event loop until SIGTERM/SIGINT. */
 void daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);
