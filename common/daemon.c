@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sdnotify.h"
 
 static void usage(const char *prog, enum cfg_role role, FILE *out)
 {
@@ -58,9 +60,14 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct cfg next;
-	char err[1024];
+	char err[1024], status[1400];
+	sdnotify_reloading();
 	if (cfg_load(d->cfg_path, d->role, &next, err, sizeof(err)) != 0) {
 		log_error("reload: %s; keeping the current settings", err);
+		/* Still serving, with the old settings: say so, and why. */
+		snprintf(status, sizeof(status), "%s; reload failed, current settings kept: %s",
+			 d->ready_status, err);
+		sdnotify_ready(status);
 		return;
 	}
 	cfg_reload(&d->cfg, &next);
@@ -68,12 +75,14 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 	log_notice("reload: %s applied", d->cfg_path);
 	if (d->on_reload)
 		d->on_reload(d, d->arg);
+	sdnotify_ready(d->ready_status);
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	log_notice("signal %d: shutting down", (int)fd);
+	sdnotify_stopping();
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -127,6 +136,10 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 			exit(2);
 		}
 	}
+	/* A push worker is not the service's main process: the manager
+	 * hears from the main process only (NotifyAccess=main). */
+	if (d->worker > 0)
+		sdnotify_disable();
 	if (optind != argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", d->progname, argv[optind]);
 		usage(d->progname, role, stderr);
@@ -164,10 +177,14 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 
 	/* A distribution point keeps no database: the slave holds its agents' data. */
 	if (role != CFG_ROLE_DP) {
+		if (d->worker == 0)
+			sdnotify_status("connecting to the database");
 		d->db = db_connect(d->cfg.db_conninfo, d->cfg.db_connect_attempts,
 				   d->cfg.db_retry_interval, err, sizeof(err));
 		if (!d->db)
 			log_fatalx("%s", err);
+		if (d->worker == 0)
+			sdnotify_status("applying the database schema migrations");
 		if (d->worker == 0 && migrate_run(d->db, schema, err, sizeof(err)) != 0)
 			log_fatalx("database schema: %s", err);
 	}
@@ -216,7 +233,7 @@ void daemon_http(struct daemon *d, EVP_PKEY *key, X509 *cert, X509 *chain_ca,
 		log_error("http: API not started: %s", err);
 }
 
-void daemon_ready(struct daemon *d, json_t *not_ready)
+void daemon_readiness(struct daemon *d, json_t *not_ready)
 {
 	char err[512];
 	int version = 0;
@@ -231,6 +248,20 @@ void daemon_ready(struct daemon *d, json_t *not_ready)
 	}
 	if (!d->admin)
 		json_array_append_new(not_ready, json_string("admin socket"));
+}
+
+void daemon_ready(struct daemon *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->ready_status, sizeof(d->ready_status), fmt, ap);
+	va_end(ap);
+	log_notice("%s", d->ready_status);
+	if (d->worker > 0)
+		return;
+	sdnotify_ready(d->ready_status);
+	if (!d->watchdog)
+		d->watchdog = sdnotify_watchdog_start(d->base);
 }
 
 void daemon_run(struct daemon *d)
@@ -250,6 +281,8 @@ void daemon_free(struct daemon *d)
 		event_free(d->sig_term);
 	if (d->sig_int)
 		event_free(d->sig_int);
+	if (d->watchdog)
+		event_free(d->watchdog);
 	if (d->db)
 		db_close(d->db);
 	if (d->base)

@@ -28,6 +28,8 @@ struct daemon {
 	struct db *db;
 	struct admin_server *admin;
 	struct event *sig_hup, *sig_term, *sig_int;
+	struct event *watchdog; /* WATCHDOG=1 timer (sdnotify.h), NULL when off */
+	char ready_status[256]; /* the STATUS line sent with READY=1 */
 	void (*on_reload)(struct daemon *d, void *arg);
 	void *arg;
 	/*
@@ -61,7 +63,15 @@ void daemon_http(struct daemon *d, EVP_PKEY *key, X509 *cert, X509 *chain_ca,
 		 const struct http_hooks *hooks);
 /* Readiness common to both daemons: database reachable, schema at this
  * binary's version, admin socket open; appends what is not to not_ready. */
-void daemon_ready(struct daemon *d, json_t *not_ready);
+void daemon_readiness(struct daemon *d, json_t *not_ready);
+/*
+ * The daemon serves: logs msg (printf-style) at notice level and tells the
+ * service manager READY=1 with msg as its STATUS (sdnotify.h), then starts
+ * the watchdog pings when the manager asked for them. Call it once the
+ * listeners and the admin socket are open. A SIGHUP reload afterwards sends
+ * RELOADING=1, then READY=1 again; SIGTERM/SIGINT send STOPPING=1.
+ */
+void daemon_ready(struct daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs the event loop until SIGTERM/SIGINT. */
 void daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);

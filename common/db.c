@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sdnotify.h"
 
 /* Bounded so one COPY frame never makes libpq buffer the whole payload twice. */
 #define DB_COPY_CHUNK (1024 * 1024)
@@ -154,6 +155,10 @@ struct db *db_connect(const char *conninfo, int attempts, int retry_interval, ch
 		}
 		log_warnx("database: cannot connect (attempt %d): %s; retrying in %d s", attempt,
 			  msg, retry_interval);
+		/* Under a service manager: still starting, give the next attempt its time. */
+		sdnotify_sendf("STATUS=waiting for the database (attempt %d failed)\n"
+			       "EXTEND_TIMEOUT_USEC=%lld",
+			       attempt, ((long long)retry_interval + 30) * 1000000LL);
 		if (retry_interval > 0)
 			sleep((unsigned)retry_interval);
 	}

@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 	struct relay *r = relay_start(&d, err, sizeof(err));
 	if (!r)
 		log_fatalx("%s", err);
-	log_notice("distribution point '%s' ready", d.cfg.name);
+	daemon_ready(&d, "distribution point '%s' ready", d.cfg.name);
 	daemon_run(&d);
 	relay_shutdown(r);
 	event_base_loop(d.base, EVLOOP_NONBLOCK);

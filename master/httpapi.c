@@ -12,7 +12,7 @@ static void master_ready(void *arg, json_t *not_ready)
 {
 	struct master *m = arg;
 
-	daemon_ready(&m->d, not_ready);
+	daemon_readiness(&m->d, not_ready);
 	if (!m->listener)
 		json_array_append_new(not_ready, json_string("sync listener"));
 }

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 		log_fatalx("%s", err);
 	daemon_admin(&m.d, commands_handle, &m);
 	httpapi_start(&m);
-	log_notice("master '%s' ready", m.d.cfg.name);
+	daemon_ready(&m.d, "master '%s' ready", m.d.cfg.name);
 	daemon_run(&m.d);
 	session_shutdown(&m);
 	/* Let the deferred closes run before the loop goes away. */

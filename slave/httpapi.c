@@ -21,7 +21,7 @@ static void slave_ready(void *arg, json_t *not_ready)
 {
 	struct slave *sl = arg;
 
-	daemon_ready(&sl->d, not_ready);
+	daemon_readiness(&sl->d, not_ready);
 	if (sl->d.cfg.push_port != 0 && !sl->push && workers_running(sl) == 0)
 		json_array_append_new(not_ready, json_string("push server"));
 }

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	daemon_admin(&sl.d, commands_handle, &sl);
 	httpapi_start(&sl);
 	link_start(sl.link);
-	log_notice("slave '%s' ready", sl.d.cfg.name);
+	daemon_ready(&sl.d, "slave '%s' ready", sl.d.cfg.name);
 	daemon_run(&sl.d);
 	workers_stop(sl.workers);
 	push_shutdown(sl.push);

@@ -450,6 +450,42 @@ static void test_timer_sync(void)
 	CU_ASSERT_TRUE(hp_wait(synced_by_timer, NULL, 40));
 }
 
+static bool synced_by_timer_again(void *arg)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM endpoints WHERE slave_id = %lld AND hostname = 'renamed-again'",
+		 slave_id("site-b"));
+	return hp_query_ll(&master, sql) == 1;
+}
+
+static void test_invalid_reload_keeps_settings(void)
+{
+	/* An interval below the minimum: the whole file is refused and logged. */
+	FILE *f = fopen(sb.cfg, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "<server role=\"slave\" name=\"site-b\">\n"
+		   "  <replication interval=\"5\"/>\n"
+		   "</server>\n");
+	fclose(f);
+	kill(sb.pid, SIGHUP);
+	CU_ASSERT_TRUE(hp_wait_log(&sb, "keeping the current settings", 10));
+	CU_ASSERT_TRUE(hp_log_contains(&sb, "replication/@interval"));
+	/* Still serving, with the 10 s interval of the last valid file: the
+	 * timer alone replicates again. */
+	CU_ASSERT_EQUAL(hp_ctl(&sb, NULL, "status", NULL), 0);
+	CU_ASSERT_FATAL(
+		exec_sql(&sb, "UPDATE endpoints SET hostname = 'renamed-again' WHERE id = 7") == 0);
+	CU_ASSERT_TRUE(hp_wait(synced_by_timer_again, NULL, 40));
+	/* Back to the valid file for the tests after this one. */
+	char xml[512];
+	snprintf(xml, sizeof(xml),
+		 "  <master host=\"127.0.0.1\" port=\"%d\"/>\n"
+		 "  <replication interval=\"10\" jitter=\"0\" retry-min=\"1\" retry-max=\"5\"/>",
+		 master.port);
+	CU_ASSERT_EQUAL(hp_write_config(&sb, xml), 0);
+}
+
 static void test_sync_status(void)
 {
 	char *out = NULL;
@@ -654,6 +690,8 @@ int main(void)
 	CU_add_test(s, "master policies and tasks pushed down, read-only", test_policy_push_down);
 	CU_add_test(s, "master asks an idle slave to sync", test_master_requests_sync);
 	CU_add_test(s, "timer sync after SIGHUP changes the interval", test_timer_sync);
+	CU_add_test(s, "an invalid file on SIGHUP is logged, the settings stay",
+		    test_invalid_reload_keeps_settings);
 	CU_add_test(s, "sync status", test_sync_status);
 	CU_add_test(s, "report endpoints across slaves", test_report);
 	CU_add_test(s, "slave health derived from its interval", test_slave_health);
