@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reports benchmark: a master holding SLAVES slaves x ENDPOINTS endpoints,
-# EVENTS events and the results of two master tasks, and the time of each
-# report across slaves as an operator gets it (strata-ctl --json through
-# the admin socket, process start included).
+# EVENTS events, the results of two master tasks and the slaves' licences,
+# and the time of each report across slaves as an operator gets it
+# (strata-ctl --json through the admin socket, process start included).
 #
 #   bench/reports.sh                         100 slaves x 10,000 endpoints, 1,000,000 events
 #   SLAVES=10 ENDPOINTS=1000 EVENTS=50000 bench/reports.sh
@@ -93,6 +93,13 @@ INSERT INTO task_results (slave_id, task_id, endpoint_id, status, result, update
 SELECT e.slave_id, 2, e.id, CASE WHEN e.id % 3 = 0 THEN 'pending' ELSE 'succeeded' END, '{}',
 	now(), e.id, t.id
 FROM endpoints e, tasks t WHERE t.name = 'scan-branch' AND e.group_id = 1;
+-- Every slave licensed but the last, some of them nearly full.
+INSERT INTO slave_licences (slave_id, licence_id, holder, seats, valid_from, valid_until, features,
+	installed_at, seats_used, version)
+SELECT id, 'LIC-' || id, 'Site ' || id, CASE WHEN id % 10 = 0 THEN $per ELSE 2 * $per END,
+	now() - interval '100 days', now() + interval '265 days', '["push"]', now() - interval '99 days',
+	$per, 1
+FROM slaves WHERE id < $slaves;
 ANALYZE;
 SQL
 load_s=$(elapsed "$t0" "$(now)")
@@ -107,6 +114,7 @@ reports=(
 	"tasks|report tasks"
 	"task_status|task status inventory-all"
 	"sync|report sync"
+	"licences|license list"
 	"slave_list|slave list"
 )
 
@@ -144,8 +152,9 @@ if [ "${NO_DOC:-0}" != 1 ]; then
 
 What is measured: a master (\`strata-master\`, PostgreSQL $pgver on a
 throwaway cluster) holding $slaves slaves × $per endpoints in 20 groups
-each, $events events spread over 30 days, and the results of two master
-tasks ($nres rows: one task on every endpoint, one on one group). The
+each, $events events spread over 30 days, the results of two master
+tasks ($nres rows: one task on every endpoint, one on one group) and a
+licence for all slaves but one. The
 rows are written straight into the slaves' partitions and ANALYZEd (the
 shape a sync leaves them in). Each report is asked $runs times with
 \`strata-ctl --json\` through the admin socket after one warm-up; the time
