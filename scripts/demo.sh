@@ -2,9 +2,11 @@
 # The main job on a fresh machine: a master and two slaves on a throwaway
 # PostgreSQL cluster, a distribution point for site-b's branch, and real
 # agents enrolled with each slave (site-b's reach it through the point).
-# Registers both slaves, runs tasks on the agents, pushes a policy down,
-# syncs, and prints a report across both slaves. Stops everything it
-# started.
+# Licenses each slave, registers both with the master, runs tasks on the
+# agents (one sent down from the master to a group on every slave),
+# pushes a policy down, syncs, and prints reports across both slaves:
+# endpoints, task results, events, sync health and licence usage. Stops
+# everything it started.
 #
 #   scripts/demo.sh            run and clean up
 #   KEEP=1 scripts/demo.sh     leave the daemons running (prints how to stop)
@@ -45,7 +47,8 @@ pport=$((mport + 1))
 for s in site-a site-b; do
 	write_conf slave "$s" "${s/-/_}" "  <master host=\"127.0.0.1\" port=\"$mport\"/>
   <replication interval=\"1800\"/>
-  <push address=\"127.0.0.1\" port=\"$pport\"/>"
+  <push address=\"127.0.0.1\" port=\"$pport\"/>
+  <licence public-key=\"$work/licensing/licence.pub\"/>"
 	pport=$((pport + 1))
 done
 
@@ -66,6 +69,24 @@ step "starting master hq (sync port $mport) and slaves site-a, site-b"
 start strata-master hq
 start strata-slave site-a
 start strata-slave site-b
+
+step "a licence for each slave, signed with the vendor's key (strata-ctl license)"
+mkdir -p "$work/licensing"
+build/strata-ctl license keygen --out "$work/licensing"
+seats_a=5 seats_b=3
+for s in site-a site-b; do
+	seats=$seats_a; [ "$s" = site-b ] && seats=$seats_b
+	build/strata-ctl license sign --key "$work/licensing/licence.key" --id "LIC-$s" \
+		--holder "Example Corp, $s" --seats "$seats" --valid-from "$(date -u +%Y-%m-%d)" \
+		--valid-until "$(date -u -d '+1 year' +%Y-%m-%d)" --features push,scan \
+		--out "$work/licensing/$s.lic"
+	ctl "$s" license install "$work/licensing/$s.lic"
+done
+echo "(a tampered licence is refused, the installed one stays:)"
+sed -E 's/("signature": *")f/\1e/; t; s/("signature": *")[0-9a-e]/\1f/' "$work/licensing/site-a.lic" \
+	>"$work/licensing/tampered.lic"
+ctl site-a license install "$work/licensing/tampered.lic" || true
+ctl site-a license show
 
 step "registering the slaves with the master"
 for s in site-a site-b; do
@@ -132,10 +153,10 @@ ctl site-b dp list
 step "a block list and a scan on every site-a agent"
 sha=$(sha256sum "$work/scan/suspicious.bin" | cut -d' ' -f1)
 ctl site-a policy create blocklist --settings "{\"block_sha256\": [\"$sha\"]}"
+ctl site-a task create scan-downloads --kind scan --params "{\"path\": \"$work/scan\"}"
 for uid in $(ctl site-a --json endpoint list | sed -n 's/.*"uid": *"\([^"]*\)".*/\1/p'); do
 	ctl site-a endpoint command "$uid" apply_policy >/dev/null
-	ctl site-a endpoint command "$uid" run_task \
-		--args "{\"task_id\": 1, \"kind\": \"scan\", \"params\": {\"path\": \"$work/scan\"}}" >/dev/null
+	ctl site-a endpoint command "$uid" run_task --args '{"task": "scan-downloads"}' >/dev/null
 done
 for _ in $(seq 100); do
 	d=$(psql_on site_a -tAc "SELECT count(*) FROM events WHERE kind = 'detection'")
@@ -149,7 +170,7 @@ ctl site-a sync now
 ctl site-b sync now
 
 step "a master-owned policy, pushed down"
-ctl hq policy create baseline --settings '{"heartbeat": 60, "scan_on_access": true}'
+ctl hq policy create baseline --settings '{"heartbeat": 60}'
 ctl hq slave sync site-a
 ctl site-b sync now
 sleep 1
@@ -157,11 +178,35 @@ ctl site-a policy list
 echo "(editing it on the slave is refused:)"
 ctl site-a policy update baseline --settings '{"heartbeat": 5}' || true
 
+step "a master task for /branch on every slave: inventory on the agents there"
+ctl hq task create inventory-branch --kind inventory --group /branch
+ctl site-a sync now
+ctl site-b sync now
+for _ in $(seq 100); do
+	a=$(psql_on site_a -tAc "SELECT count(*) FROM task_results r JOIN tasks t ON t.id = r.task_id
+		WHERE t.name = 'inventory-branch' AND r.status = 'succeeded'")
+	b=$(psql_on site_b -tAc "SELECT count(*) FROM task_results r JOIN tasks t ON t.id = r.task_id
+		WHERE t.name = 'inventory-branch' AND r.status = 'succeeded'")
+	[ "$a" -ge 4 ] && [ "$b" -ge 3 ] && break
+	sleep 0.2
+done
+ctl site-a sync now
+ctl site-b sync now
+ctl hq task status inventory-branch
+
 step "slaves as the master sees them"
 ctl hq slave list
 
-step "report across both slaves"
+step "reports across both slaves"
 ctl hq report endpoints
+echo
+ctl hq report tasks
+echo
+ctl hq report events --days 1
+echo
+ctl hq report sync
+echo
+ctl hq license list
 
 if [ "${KEEP:-0}" = 1 ]; then
 	echo; echo "daemons left running (pids ${pids[*]}); work dir $work"

@@ -119,6 +119,56 @@ json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t er
 	return json_pack("{s:{s:s, s:s}}", "fields", "uid", uid, "status", "revoked");
 }
 
+/*
+ * run_task names a task of this slave ({"task": NAME}, a local one first,
+ * or {"task_id": N}); the command carries the task's kind and params, and
+ * the endpoint's result for the task goes back to 'pending' until the
+ * agent reports. A result is thus always about a task that exists.
+ */
+static json_t *run_task_create(struct db *db, const char *uid, json_t *a, char *err,
+			       size_t errlen)
+{
+	json_t *tid = json_object_get(a, "task_id");
+	const char *name = arg_str(a, "task");
+	char id_s[24] = "";
+	if (!a || json_object_size(a) != 1 || (!name && !json_is_integer(tid)) ||
+	    (tid && json_integer_value(tid) < 1)) {
+		snprintf(err, errlen, "run_task needs --args '{\"task\": NAME}' or "
+				      "'{\"task_id\": N}' naming a task of this slave "
+				      "(its kind and params come from the task)");
+		return NULL;
+	}
+	if (tid)
+		snprintf(id_s, sizeof(id_s), "%" PRId64, (int64_t)json_integer_value(tid));
+	const char *p[] = { uid, tid ? id_s : NULL, name };
+	PGresult *res = db_query(
+	    db,
+	    "WITH t AS (SELECT id, kind, params FROM tasks WHERE id = $2::bigint OR name = $3 "
+	    " ORDER BY owner <> 'local', id LIMIT 1), "
+	    "e AS (SELECT id FROM endpoints WHERE uid = $1 AND NOT revoked), "
+	    "r AS (INSERT INTO task_results (task_id, endpoint_id, status) "
+	    " SELECT t.id, e.id, 'pending' FROM t, e ON CONFLICT (task_id, endpoint_id) "
+	    " DO UPDATE SET status = 'pending', result = '{}', updated_at = now()), "
+	    "c AS (INSERT INTO agent_commands (endpoint_id, kind, args) "
+	    " SELECT e.id, 'run_task', jsonb_build_object('task_id', t.id, 'kind', t.kind, "
+	    " 'params', t.params) FROM t, e RETURNING id) "
+	    "SELECT (SELECT id::text FROM c), (SELECT id::text FROM t), (SELECT count(*) FROM e)",
+	    3, p, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *out = NULL;
+	if (PQgetisnull(res, 0, 1))
+		snprintf(err, errlen, "no task %s%s on this slave (task list shows them)",
+			 name ? "named " : "", name ? name : id_s);
+	else if (PQgetisnull(res, 0, 0))
+		snprintf(err, errlen, "no endpoint with uid '%s'", uid);
+	else
+		out = json_pack("{s:{s:s, s:s, s:s, s:s}}", "fields", "id", PQgetvalue(res, 0, 0),
+				"uid", uid, "kind", "run_task", "task_id", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return out;
+}
+
 json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t errlen)
 {
 	const char *uid = arg_str(args, "uid"), *kind = arg_str(args, "kind");
@@ -137,6 +187,8 @@ json_t *agents_command_create(struct db *db, json_t *args, char *err, size_t err
 		snprintf(err, errlen, "--args must be a JSON object");
 		return NULL;
 	}
+	if (strcmp(kind, "run_task") == 0)
+		return run_task_create(db, uid, a, err, errlen);
 	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	const char *p[] = { uid, kind, text ? text : "{}" };
 	int rc = db_query_value(db,

@@ -95,11 +95,13 @@ BEGIN
 		FROM old_rows GROUP BY 1, 2, 3
 		ON CONFLICT (slave_id, task_id, status) DO UPDATE SET n = c.n + EXCLUDED.n;
 	ELSE
+		-- No HAVING here: a result whose status stays may still gain the
+		-- master's task id, which the counter must take over.
 		INSERT INTO task_result_counts AS c (slave_id, task_id, status, master_task_id, n)
 		SELECT slave_id, task_id, status, max(master_task_id), sum(d) FROM (
 			SELECT slave_id, task_id, status, master_task_id, 1 AS d FROM new_rows
 			UNION ALL SELECT slave_id, task_id, status, master_task_id, -1 FROM old_rows) x
-		GROUP BY 1, 2, 3 HAVING sum(d) <> 0
+		GROUP BY 1, 2, 3
 		ON CONFLICT (slave_id, task_id, status) DO UPDATE SET n = c.n + EXCLUDED.n,
 			master_task_id = coalesce(EXCLUDED.master_task_id, c.master_task_id);
 	END IF;

@@ -133,7 +133,7 @@ static void test_connects_online(void)
 static bool inventory_done(void *arg)
 {
 	return q(&slave, "SELECT count(*) FROM task_results r JOIN endpoints e ON e.id = "
-			 "r.endpoint_id WHERE e.uid = $1 AND r.task_id = 1 AND r.status = "
+			 "r.endpoint_id WHERE e.uid = $1 AND r.task_id = (SELECT id FROM tasks WHERE name = 'inv-1') AND r.status = "
 			 "'succeeded' AND r.result->>'hostname' = 'desk-01'",
 		 agent_uid) == 1;
 }
@@ -148,8 +148,22 @@ static bool commands_acked(void *arg)
 static void test_inventory_task(void)
 {
 	char *out = NULL;
+	/* A task that does not exist here is refused: its result would be nobody's. */
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "run_task", "--args",
+			       "{\"task\": \"inv-1\"}", NULL),
+			1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "no task named inv-1 on this slave"));
+	free(out);
 	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "run_task", "--args",
 			       "{\"task_id\": 1, \"kind\": \"inventory\", \"params\": {}}", NULL),
+			1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "its kind and params come from the task"));
+	free(out);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "task", "create", "inv-1", "--kind", "inventory", NULL),
+			0);
+	free(out);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "run_task", "--args",
+			       "{\"task\": \"inv-1\"}", NULL),
 			0);
 	free(out);
 	CU_ASSERT_TRUE(hp_wait(inventory_done, NULL, 15));
@@ -188,17 +202,20 @@ static void test_scan_with_block_list(void)
 	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "apply_policy", NULL),
 			0);
 	free(out);
-	char args[800];
-	snprintf(args, sizeof(args), "{\"task_id\": 2, \"kind\": \"scan\", \"params\": {\"path\": \"%s\"}}",
-		 scan_dir);
+	char params[800];
+	snprintf(params, sizeof(params), "{\"path\": \"%s\"}", scan_dir);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "task", "create", "scan-2", "--kind", "scan", "--params",
+			       params, NULL),
+			0);
+	free(out);
 	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "run_task", "--args",
-			       args, NULL),
+			       "{\"task\": \"scan-2\"}", NULL),
 			0);
 	free(out);
 	CU_ASSERT_TRUE(hp_wait(detected, NULL, 15));
 	CU_ASSERT_EQUAL(q(&slave, "SELECT (r.result->>'detections')::int FROM task_results r "
 				  "JOIN endpoints e ON e.id = r.endpoint_id WHERE e.uid = $1 "
-				  "AND r.task_id = 2",
+				  "AND r.task_id = (SELECT id FROM tasks WHERE name = 'scan-2')",
 			  agent_uid),
 			1);
 }
@@ -207,7 +224,7 @@ static bool event_count_at_least(void *arg)
 {
 	long long *want = arg;
 	return q(&slave, "SELECT count(*) FROM task_results r JOIN endpoints e ON e.id = "
-			 "r.endpoint_id WHERE e.uid = $1 AND r.task_id = 3",
+			 "r.endpoint_id WHERE e.uid = $1 AND r.task_id = (SELECT id FROM tasks WHERE name = 'inv-3') AND r.status <> 'pending'",
 		 agent_uid) >= *want;
 }
 
@@ -216,8 +233,11 @@ static void test_command_waits_for_reconnect(void)
 {
 	char *out = NULL;
 	stop_agent(SIGTERM);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "task", "create", "inv-3", "--kind", "inventory", NULL),
+			0);
+	free(out);
 	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", agent_uid, "run_task", "--args",
-			       "{\"task_id\": 3, \"kind\": \"inventory\", \"params\": {}}", NULL),
+			       "{\"task\": \"inv-3\"}", NULL),
 			0);
 	free(out);
 	sleep(1);

@@ -86,7 +86,7 @@ static void test_runs_unreachable(void)
 static bool scan_reported(void *arg)
 {
 	return q("SELECT count(*) FROM task_results r JOIN endpoints e ON e.id = r.endpoint_id "
-		 "WHERE e.uid = $1 AND r.task_id = 21 AND r.status = 'succeeded' AND "
+		 "WHERE e.uid = $1 AND r.task_id = (SELECT id FROM tasks WHERE name = 'poll-scan') AND r.status = 'succeeded' AND "
 		 "(r.result->>'detections')::int = 1") == 1 &&
 	       q("SELECT count(*) FROM events v JOIN endpoints e ON e.id = v.endpoint_id "
 		 "WHERE e.uid = $1 AND v.kind = 'detection' AND v.details->>'path' LIKE "
@@ -114,10 +114,13 @@ static void test_command_at_next_poll(void)
 			       settings, NULL),
 			0);
 	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", uid, "apply_policy", NULL), 0);
-	snprintf(args, sizeof(args),
-		 "{\"task_id\": 21, \"kind\": \"scan\", \"params\": {\"path\": \"%s\"}}", scan_dir);
-	CU_ASSERT_EQUAL(
-	    hp_ctl(&slave, NULL, "endpoint", "command", uid, "run_task", "--args", args, NULL), 0);
+	snprintf(args, sizeof(args), "{\"path\": \"%s\"}", scan_dir);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "task", "create", "poll-scan", "--kind", "scan",
+			       "--params", args, NULL),
+			0);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, NULL, "endpoint", "command", uid, "run_task", "--args",
+			       "{\"task\": \"poll-scan\"}", NULL),
+			0);
 	CU_ASSERT(hp_wait(scan_reported, NULL, 20));
 	CU_ASSERT(hp_wait(commands_acked, NULL, 10));
 }

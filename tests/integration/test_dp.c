@@ -309,7 +309,8 @@ static void test_agents_spread(void)
 static bool inventories_done(void *arg)
 {
 	(void)arg;
-	return q("SELECT count(*) FROM task_results WHERE task_id = 7 AND status = 'succeeded'") ==
+	return q("SELECT count(*) FROM task_results WHERE task_id = (SELECT id FROM tasks "
+		 "WHERE name = 'dp-inventory') AND status = 'succeeded'") ==
 		   NAGENTS &&
 	       q("SELECT count(*) FROM agent_commands WHERE acked_at IS NULL") == 0;
 }
@@ -319,10 +320,13 @@ static void test_commands_through_points(void)
 	char *out = NULL;
 	char *uids = hp_query1(&slave, "SELECT string_agg(uid, ',' ORDER BY uid) FROM endpoints");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(uids);
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "task", "create", "dp-inventory", "--kind", "inventory",
+			       NULL),
+			0);
+	free(out);
 	for (char *u = strtok(uids, ","); u; u = strtok(NULL, ",")) {
 		CU_ASSERT_EQUAL(hp_ctl(&slave, &out, "endpoint", "command", u, "run_task", "--args",
-				       "{\"task_id\": 7, \"kind\": \"inventory\", \"params\": {}}",
-				       NULL),
+				       "{\"task\": \"dp-inventory\"}", NULL),
 				0);
 		free(out);
 	}

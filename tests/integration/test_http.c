@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "commands.h"
 #include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
@@ -484,6 +485,34 @@ static void test_commands(void)
 	reply_free(&r);
 }
 
+/* Every command strata-ctl sends is a resource of one daemon at least:
+ * a command left out of a daemon's table would answer 404 everywhere. */
+static void test_every_command_is_a_resource(void)
+{
+	for (const struct ctl_command *c = ctl_commands(); c->words; c++) {
+		if (strncmp(c->cmd, "local:", 6) == 0)
+			continue;
+		char path[128];
+		struct reply r;
+		snprintf(path, sizeof(path), "/api/v1/%s", c->cmd);
+		int on_master = request(&master, master_http, "GET", path, BEARER, NULL, &r);
+		reply_free(&r);
+		int on_slave = request(&slave, slave_http, "GET", path, BEARER, NULL, &r);
+		reply_free(&r);
+		if (on_master == 404 && on_slave == 404)
+			fprintf(stderr, "\n%s: no daemon serves it\n", c->cmd);
+		CU_ASSERT(on_master > 0 && on_slave > 0);
+		CU_ASSERT(on_master != 404 || on_slave != 404);
+	}
+	/* The reports across slaves answer with the ctl's result. */
+	bool same = false;
+	for (int i = 0; i < 3 && !same; i++)
+		same = same_as_ctl(&master, master_http, "/api/v1/report/sync", "report.sync") &&
+		       same_as_ctl(&master, master_http, "/api/v1/report/tasks", "report.tasks") &&
+		       same_as_ctl(&master, master_http, "/api/v1/license/list", "license.list");
+	CU_ASSERT_TRUE(same);
+}
+
 static void test_bad_input(void)
 {
 	struct reply r;
@@ -671,6 +700,7 @@ int main(void)
 	CU_add_test(s, "slave metrics after agents enrolled", test_slave_metrics);
 	CU_add_test(s, "master metrics after a sync", test_master_metrics);
 	CU_add_test(s, "commands answer as strata-ctl's socket", test_commands);
+	CU_add_test(s, "every ctl command is an API resource", test_every_command_is_a_resource);
 	CU_add_test(s, "bad input, daemon keeps serving", test_bad_input);
 	CU_add_test(s, "client certificates", test_client_cert);
 	CU_add_test(s, "readyz 503: schema and database", test_readyz_not_ready);
