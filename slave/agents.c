@@ -125,17 +125,17 @@ json_t *agents_endpoint_revoke(struct db *db, json_t *args, char *err, size_t er
  * the endpoint's result for the task goes back to 'pending' until the
  * agent reports. A result is thus always about a task that exists.
  */
-static json_t *run_task_create(struct db *db, const char *uid, json_t *a, char *err,
-			       size_t errlen)
+static json_t *run_task_create(struct db *db, const char *uid, json_t *a, char *err, size_t errlen)
 {
 	json_t *tid = json_object_get(a, "task_id");
 	const char *name = arg_str(a, "task");
 	char id_s[24] = "";
 	if (!a || json_object_size(a) != 1 || (!name && !json_is_integer(tid)) ||
 	    (tid && json_integer_value(tid) < 1)) {
-		snprintf(err, errlen, "run_task needs --args '{\"task\": NAME}' or "
-				      "'{\"task_id\": N}' naming a task of this slave "
-				      "(its kind and params come from the task)");
+		snprintf(err, errlen,
+			 "run_task needs --args '{\"task\": NAME}' or "
+			 "'{\"task_id\": N}' naming a task of this slave "
+			 "(its kind and params come from the task)");
 		return NULL;
 	}
 	if (tid)
