@@ -39,6 +39,14 @@ json_t *report_endpoints(struct db *db, char *err, size_t errlen)
 	"s.data_age_s FROM slave_status s WHERE s.state NOT IN ('unregistered', 'pending') "       \
 	"ORDER BY s.name"
 
+/* A task result counter's sums by status, columns pending..total. */
+#define STATUS_SUMS                                                                                \
+	" coalesce(sum(r.n) FILTER (WHERE r.status = 'pending'), 0)::bigint AS pending,"           \
+	" coalesce(sum(r.n) FILTER (WHERE r.status = 'running'), 0)::bigint AS running,"           \
+	" coalesce(sum(r.n) FILTER (WHERE r.status = 'succeeded'), 0)::bigint AS succeeded,"       \
+	" coalesce(sum(r.n) FILTER (WHERE r.status = 'failed'), 0)::bigint AS failed,"             \
+	" sum(r.n)::bigint AS total "
+
 /* {"sections": [{title, columns, rows}...]}; takes the tables (NULL tables fail). */
 static json_t *sections(const char *t1, json_t *a, const char *t2, json_t *b)
 {
@@ -91,12 +99,7 @@ json_t *report_tasks(struct db *db, char *err, size_t errlen)
 		db,
 		"SELECT coalesce(mt.name, st.name, '#' || r.task_id) AS task,"
 		" CASE WHEN r.master_task_id IS NULL THEN s.name ELSE 'master' END AS owner,"
-		" s.name AS slave,"
-		" coalesce(sum(r.n) FILTER (WHERE r.status = 'pending'), 0)::bigint AS pending,"
-		" coalesce(sum(r.n) FILTER (WHERE r.status = 'running'), 0)::bigint AS running,"
-		" coalesce(sum(r.n) FILTER (WHERE r.status = 'succeeded'), 0)::bigint AS succeeded,"
-		" coalesce(sum(r.n) FILTER (WHERE r.status = 'failed'), 0)::bigint AS failed,"
-		" sum(r.n)::bigint AS total "
+		" s.name AS slave," STATUS_SUMS
 		"FROM task_result_counts r JOIN slaves s ON s.id = r.slave_id"
 		" LEFT JOIN tasks mt ON mt.id = r.master_task_id"
 		" LEFT JOIN slave_tasks st ON r.master_task_id IS NULL AND st.slave_id = r.slave_id"
@@ -157,12 +160,7 @@ json_t *report_task_status(struct db *db, json_t *args, char *err, size_t errlen
 		db,
 		"SELECT * FROM (WITH t AS (SELECT id, target_all, target_slaves FROM tasks"
 		"  WHERE id = $1::bigint),"
-		" c AS (SELECT r.slave_id,"
-		"  sum(r.n) FILTER (WHERE r.status = 'pending')::bigint AS pending,"
-		"  sum(r.n) FILTER (WHERE r.status = 'running')::bigint AS running,"
-		"  sum(r.n) FILTER (WHERE r.status = 'succeeded')::bigint AS succeeded,"
-		"  sum(r.n) FILTER (WHERE r.status = 'failed')::bigint AS failed,"
-		"  sum(r.n)::bigint AS total"
+		" c AS (SELECT r.slave_id," STATUS_SUMS
 		"  FROM task_result_counts r WHERE r.master_task_id = $1::bigint GROUP BY r.slave_id),"
 		" s AS (SELECT s.* FROM slave_status s, t WHERE s.state NOT IN ('unregistered', "
 		"  'pending') AND (t.target_all OR s.name = ANY (t.target_slaves))) "
