@@ -149,7 +149,7 @@ ctl site-a sync now
 ctl site-b sync now
 
 step "a master-owned policy, pushed down"
-ctl hq policy create baseline --settings '{"heartbeat": 60, "scan_on_access": true}'
+ctl hq policy create baseline --settings '{"heartbeat": 60}'
 ctl hq slave sync site-a
 ctl site-b sync now
 sleep 1
