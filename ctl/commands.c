@@ -36,7 +36,8 @@ static const struct ctl_option policy_update_options[] = {
 	{ "slaves", "slaves", CTL_OPT_LIST, false, "all", "A,B" },
 	{ "all", "all", CTL_OPT_FLAG, false, NULL, NULL },
 	{ "group", "group", CTL_OPT_STRING, false, NULL, "PATH" },
-	{ "lock", "lock", CTL_OPT_LIST, false, NULL, "A,B" },
+	{ "lock", "lock", CTL_OPT_LIST, false, "unlock", "A,B" },
+	{ "unlock", "unlock", CTL_OPT_FLAG, false, NULL, NULL },
 	{ 0 },
 };
 

@@ -248,7 +248,10 @@ static json_t *policy_update(struct db *db, json_t *args, char *err, size_t errl
 	json_t *cur_locked = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 	PQclear(res);
 	json_t *new_settings = settings ? settings : cur_settings;
-	json_t *new_locked = locked ? locked : cur_locked;
+	json_t *none = json_array();
+	json_t *new_locked = json_is_true(json_object_get(args, "unlock")) ? none
+			     : locked					       ? locked
+									       : cur_locked;
 	json_t *out = NULL;
 	char *body_s = NULL, *locked_s = NULL;
 	if (policy_settings_check(new_settings, err, errlen) != 0)
@@ -299,6 +302,7 @@ done:
 	free(locked_s);
 	json_decref(cur_settings);
 	json_decref(cur_locked);
+	json_decref(none);
 	return out;
 }
 

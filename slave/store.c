@@ -69,7 +69,7 @@ static int local_policy_check(struct db *db, json_t *args, const char *group, js
 			      char *err, size_t errlen)
 {
 	struct effective_set set;
-	if (json_object_get(args, "lock")) {
+	if (json_object_get(args, "lock") || json_object_get(args, "unlock")) {
 		snprintf(err, errlen,
 			 "locks are set by master-owned policies; a local policy "
 			 "cannot lock a setting");

@@ -274,7 +274,7 @@ static void test_usage_lines(void)
 		  "usage: strata-ctl [GLOBAL OPTIONS] slave add NAME [--ttl SECONDS]\n" },
 		{ "policy update", "usage: strata-ctl [GLOBAL OPTIONS] policy update NAME "
 				   "[--settings JSON] [--slaves A,B | --all] [--group PATH] "
-				   "[--lock A,B]\n" },
+				   "[--lock A,B | --unlock]\n" },
 		{ "policy show", "usage: strata-ctl [GLOBAL OPTIONS] policy show "
 				 "--effective ENDPOINT_UID\n" },
 		{ "register", "usage: strata-ctl [GLOBAL OPTIONS] register --master HOST:PORT "
