@@ -26,6 +26,8 @@ static const struct ctl_option slave_remove_options[] = {
 static const struct ctl_option policy_create_options[] = {
 	{ "settings", "settings", CTL_OPT_JSON_OBJECT, true, NULL, "JSON" },
 	{ "slaves", "slaves", CTL_OPT_LIST, false, NULL, "A,B" },
+	{ "group", "group", CTL_OPT_STRING, false, NULL, "PATH" },
+	{ "lock", "lock", CTL_OPT_LIST, false, NULL, "A,B" },
 	{ 0 },
 };
 
@@ -33,6 +35,14 @@ static const struct ctl_option policy_update_options[] = {
 	{ "settings", "settings", CTL_OPT_JSON_OBJECT, false, NULL, "JSON" },
 	{ "slaves", "slaves", CTL_OPT_LIST, false, "all", "A,B" },
 	{ "all", "all", CTL_OPT_FLAG, false, NULL, NULL },
+	{ "group", "group", CTL_OPT_STRING, false, NULL, "PATH" },
+	{ "lock", "lock", CTL_OPT_LIST, false, "unlock", "A,B" },
+	{ "unlock", "unlock", CTL_OPT_FLAG, false, NULL, NULL },
+	{ 0 },
+};
+
+static const struct ctl_option policy_show_options[] = {
+	{ "effective", "effective", CTL_OPT_STRING, true, NULL, "ENDPOINT_UID" },
 	{ 0 },
 };
 
@@ -117,7 +127,8 @@ static const struct ctl_command command_table[] = {
 	{ "slave sync", "slave.sync", NAME_ARG, no_options, CTL_TIMEOUT_SYNC,
 	  "ask a connected slave to sync now" },
 	{ "policy create", "policy.create", NAME_ARG, policy_create_options, CTL_TIMEOUT_DEFAULT,
-	  "create a master-owned policy, for all slaves unless --slaves is given" },
+	  "create a policy (master: for all slaves unless --slaves is given; --lock A,B "
+	  "locks settings); --group PATH applies it to that group and its subgroups" },
 	{ "policy update", "policy.update", NAME_ARG, policy_update_options, CTL_TIMEOUT_DEFAULT,
 	  "change a policy's settings or its target slaves" },
 	{ "policy delete", "policy.delete", NAME_ARG, no_options, CTL_TIMEOUT_DEFAULT,
@@ -128,6 +139,12 @@ static const struct ctl_command command_table[] = {
 	  no_options,
 	  CTL_TIMEOUT_DEFAULT,
 	  "list the policies" },
+	{ "policy show",
+	  "policy.show",
+	  { { 0 } },
+	  policy_show_options,
+	  CTL_TIMEOUT_DEFAULT,
+	  "(slave) the effective policy of an endpoint: each setting with its source and lock" },
 	{ "task create", "task.create", NAME_ARG, task_create_options, CTL_TIMEOUT_DEFAULT,
 	  "create a master-owned task (inventory or scan) for the endpoints of every slave, "
 	  "or of --slaves, in --group PATH and its subgroups (default: all)" },

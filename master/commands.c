@@ -163,7 +163,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		if (strcmp(cmd, "register") == 0 || strcmp(cmd, "unregister") == 0 ||
 		    strncmp(cmd, "sync.", 5) == 0 || strncmp(cmd, "endpoint", 8) == 0 ||
 		    strncmp(cmd, "agent", 5) == 0 || strncmp(cmd, "dp", 2) == 0 ||
-		    strcmp(cmd, "license.install") == 0 || strcmp(cmd, "license.show") == 0)
+		    strcmp(cmd, "license.install") == 0 || strcmp(cmd, "license.show") == 0 ||
+		    strcmp(cmd, "policy.show") == 0)
 			admin_reply_error(req,
 					  "'%s' is a slave command; the master has no endpoints "
 					  "and no master of its own",

@@ -389,9 +389,10 @@ int agents_lookup_many(struct db *db, size_t n, const char *const *uids, struct 
 	const char *p[] = { ua };
 	/* The ordinality says which claim a row answers: no matching by text. */
 	PGresult *res = db_query(db,
-				 "SELECT u.i, e.id, e.agent_key, e.policy_version "
-				 "FROM unnest($1::text[]) WITH ORDINALITY AS u(uid, i) "
-				 "JOIN endpoints e ON e.uid = u.uid "
+				 "SELECT u.i, e.id, e.agent_key, e.policy_version, "
+				 "coalesce(g.path, '/') FROM unnest($1::text[]) WITH ORDINALITY "
+				 "AS u(uid, i) JOIN endpoints e ON e.uid = u.uid "
+				 "LEFT JOIN groups g ON g.id = e.group_id "
 				 "WHERE NOT e.revoked AND e.agent_key IS NOT NULL",
 				 1, p, err, errlen);
 	free(ua);
@@ -404,6 +405,7 @@ int agents_lookup_many(struct db *db, size_t n, const char *const *uids, struct 
 		out[i].id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
 		snprintf(out[i].key, sizeof(out[i].key), "%s", PQgetvalue(res, r, 2));
 		out[i].policy_version = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+		snprintf(out[i].group, sizeof(out[i].group), "%s", PQgetvalue(res, r, 4));
 		found[i] = true;
 	}
 	PQclear(res);
@@ -489,20 +491,7 @@ int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char
 	return 0;
 }
 
-int agents_set_heartbeat(struct db *db, int64_t id, int heartbeat, char *err, size_t errlen)
-{
-	char ids[24], hb[16];
-	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	snprintf(hb, sizeof(hb), "%d", heartbeat);
-	const char *p[] = { ids, hb };
-	return db_exec(db,
-		       "UPDATE endpoints SET heartbeat = $2::int, last_seen = greatest(last_seen, "
-		       "now()) WHERE id = $1::bigint",
-		       2, p, err, errlen);
-}
-
-int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
-		 size_t errlen)
+int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err, size_t errlen)
 {
 	char ids[24];
 	char *details = json_dumps(m->details, JSON_COMPACT);
@@ -534,67 +523,19 @@ int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *
 	return rc;
 }
 
-json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen)
+int agents_set_policy(struct db *db, int64_t id, int64_t version, int heartbeat, char *err,
+		      size_t errlen)
 {
-	PGresult *res = db_query(db,
-				 "SELECT settings::text, (SELECT coalesce(max(version), 0) FROM "
-				 "policies) FROM policies ORDER BY owner = 'local', id",
-				 0, NULL, err, errlen);
-	if (!res)
-		return NULL;
-	json_t *merged = json_object();
-	*version = 0;
-	for (int i = 0; i < PQntuples(res); i++) {
-		json_t *s = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-		if (json_is_object(s))
-			json_object_update(merged, s);
-		json_decref(s);
-		*version = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-	}
-	PQclear(res);
-	return merged;
-}
-
-int agents_heartbeat(struct db *db, struct agents_heartbeat *hb, char *err, size_t errlen)
-{
-	/* Every row carries the policies' version and count; the candidates
-	 * come in reverse merge order (local first, newest id first). */
-	PGresult *res =
-	    db_query(db,
-		     "SELECT v.version, v.n, p.name, p.owner, p.settings::text FROM "
-		     "(SELECT coalesce(max(version), 0) AS version, count(*) AS n "
-		     "FROM policies) v LEFT JOIN policies p ON p.settings ? 'heartbeat' "
-		     "ORDER BY p.owner = 'local' DESC, p.id DESC",
-		     0, NULL, err, errlen);
-	if (!res)
-		return -1;
-	int64_t version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	int64_t count = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	if (hb->known && hb->version == version && hb->count == count) {
-		PQclear(res);
-		return 0;
-	}
-	hb->known = true;
-	hb->version = version;
-	hb->count = count;
-	hb->seconds = 0;
-	for (int i = 0; i < PQntuples(res) && !PQgetisnull(res, i, 2); i++) {
-		char why[128];
-		int seconds;
-		json_t *s = json_loads(PQgetvalue(res, i, 4), 0, NULL);
-		int rc = agentproto_policy_heartbeat(s, &seconds, why, sizeof(why));
-		json_decref(s);
-		if (rc < 0) {
-			log_warnx("agents: policy '%s' (%s): %s; the setting is ignored",
-				  PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), why);
-		} else if (rc == 1 && hb->seconds == 0) {
-			hb->seconds = seconds;
-			log_info("agents: heartbeat every %d s, from policy '%s' (%s)", seconds,
-				 PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
-		}
-	}
-	PQclear(res);
-	return 0;
+	char ids[24], vs[24], hb[16];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	snprintf(vs, sizeof(vs), "%" PRId64, version);
+	snprintf(hb, sizeof(hb), "%d", heartbeat);
+	const char *p[] = { ids, vs, hb };
+	return db_exec(db,
+		       "UPDATE endpoints SET policy_version = $2::bigint, heartbeat = $3::int, "
+		       "last_seen = CASE WHEN heartbeat IS DISTINCT FROM $3::int THEN "
+		       "greatest(last_seen, now()) ELSE last_seen END WHERE id = $1::bigint",
+		       3, p, err, errlen);
 }
 
 json_t *agents_commands_take(struct db *db, int64_t id, bool all, char *err, size_t errlen)

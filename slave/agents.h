@@ -62,6 +62,7 @@ struct agent_rec {
 	int64_t id;
 	char key[65];
 	int64_t policy_version;
+	char group[256]; /* its group's path, "/" for none */
 };
 /*
  * Looks up n agent ids in one statement: found[i] is true and out[i] is
@@ -100,42 +101,15 @@ int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double 
  */
 int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char *err,
 		 size_t errlen);
+int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err, size_t errlen);
+int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *err, size_t errlen);
 /*
- * Records the interval an endpoint's agent was given with a policy. The
- * new interval counts from now: last_seen moves up to now, so an agent
- * that beat on a longer interval is not called silent before it could
- * beat on the shorter one (as the connection's timeout restarts).
+ * Records what an endpoint's agent fetched with A_POLICY: the effective
+ * policy's version and the heartbeat interval it was given. A changed
+ * interval counts from now (as agents_set_heartbeat).
  */
-int agents_set_heartbeat(struct db *db, int64_t id, int heartbeat, char *err, size_t errlen);
-
-int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err,
-		 size_t errlen);
-int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *err,
-		  size_t errlen);
-/*
- * The effective policy: every policy's settings merged into one object,
- * master-owned first and local ones over them (local wins a conflict),
- * each group in id order; version = the highest policy version.
- */
-json_t *agents_policy(struct db *db, int64_t *version, char *err, size_t errlen);
-
-/*
- * The policies' heartbeat interval, cached by its caller (one per push
- * server): version and count identify the policies it was computed from.
- * Zero it before the first call.
- */
-struct agents_heartbeat {
-	int64_t version, count; /* the policies' highest version and their number */
-	bool known;		/* computed at least once */
-	int seconds;		/* 0: no policy sets a valid one */
-};
-/*
- * One statement; recomputes hb only when the policies changed: the
- * "heartbeat" of the policy that wins the merge of agents_policy among
- * those whose value is valid (agentproto_policy_heartbeat). An invalid
- * value is ignored, with a warning naming its policy once per change.
- */
-int agents_heartbeat(struct db *db, struct agents_heartbeat *hb, char *err, size_t errlen);
+int agents_set_policy(struct db *db, int64_t id, int64_t version, int heartbeat, char *err,
+		      size_t errlen);
 
 /*
  * Commands to send now, marked delivered: [{id, kind, args}] in id order.

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agents.h"
+#include "effective.h"
 #include "dps.h"
 #include "licstore.h"
 #include "link.h"
@@ -43,6 +44,7 @@ const struct admin_command commands_table[] = {
 	{ "sync.now", 0 },	  { "sync.status", 1 },
 	{ "policy.create", 0 },	  { "policy.update", 0 },
 	{ "policy.delete", 0 },	  { "policy.list", 1 },
+	{ "policy.show", 1 },
 	{ "task.create", 0 },	  { "task.delete", 0 },
 	{ "task.list", 1 },	  { "agent-token.create", 0 },
 	{ "dp-token.create", 0 }, { "dp.list", 1 },
@@ -94,6 +96,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = store_delete(db, false, args, err, sizeof(err));
 	else if (strcmp(cmd, "policy.list") == 0)
 		res = store_list(db, false, err, sizeof(err));
+	else if (strcmp(cmd, "policy.show") == 0)
+		res = effective_show(db, args, err, sizeof(err));
 	else if (strcmp(cmd, "task.create") == 0)
 		res = store_create(db, true, args, err, sizeof(err));
 	else if (strcmp(cmd, "task.delete") == 0)

@@ -117,10 +117,17 @@ static void batch_schedule(struct push_server *ps)
 		evtimer_add(ps->batch_ev, &tv);
 }
 
-/* The interval agents get now: the policies' when one sets it, else server.xml's. */
-static int heartbeat_now(const struct push_server *ps)
+/*
+ * An endpoint's effective policy from the loaded set: its version, and the
+ * interval its agent beats at (the policy's, else server.xml's).
+ */
+static json_t *effective_of(const struct push_server *ps, const struct effective_set *set,
+			    const char *group, int64_t *version, int *heartbeat)
 {
-	return ps->policy_hb.seconds ? ps->policy_hb.seconds : ps->d->cfg.heartbeat_interval;
+	json_t *eff = policy_effective(set->p, set->n, group, NULL);
+	*version = policy_effective_version(eff);
+	*heartbeat = effective_heartbeat(eff, ps->d->cfg.heartbeat_interval);
+	return eff;
 }
 
 static void sweep_schedule(struct push_server *ps, int seconds)
@@ -488,8 +495,8 @@ static void auth_done(struct agent_conn *c)
 	log_debug("push %s: endpoint %" PRId64 " authenticated (%s mode%s)", c->peer, c->agent.id,
 		 c->mode, c->reachable || strcmp(c->mode, "poll") == 0 ? "" : ", unreachable range");
 	push_send_obj(c, A_AUTH_OK,
-		 json_pack("{s:i, s:I}", "heartbeat", c->heartbeat, "policy_version",
-			   (json_int_t)c->agent.policy_version));
+		      json_pack("{s:i, s:I}", "heartbeat", c->heartbeat, "policy_version",
+				(json_int_t)c->policy_effective));
 }
 
 /*
@@ -513,16 +520,21 @@ static void auth_batch(struct push_server *ps)
 		snprintf(err, sizeof(err), "out of memory");
 		goto failed;
 	}
-	if (agents_heartbeat(ps->d->db, &ps->policy_hb, err, sizeof(err)) != 0)
+	/* One statement for the policies of the whole batch; each agent's
+	 * effective policy is merged here from its group's path. */
+	struct effective_set set;
+	if (effective_load(ps->d->db, &set, &ps->policy_seen, err, sizeof(err)) != 0)
 		goto failed;
-	TAILQ_FOREACH(c, &ps->authing, qentry)
-	{
-		c->heartbeat = a[i].heartbeat = heartbeat_now(ps);
+	TAILQ_FOREACH (c, &ps->authing, qentry) {
+		json_decref(
+		    effective_of(ps, &set, c->agent.group, &c->policy_effective, &c->heartbeat));
+		a[i].heartbeat = c->heartbeat;
 		a[i].id = c->agent.id;
 		a[i].mode = c->mode;
 		a[i].reachable = c->reachable;
 		a[i++].address = c->ip;
 	}
+	effective_free(&set);
 	if (agents_auth_batch(ps->d->db, n, a, (int)getpid(), done, err, sizeof(err)) != 0)
 		goto failed;
 	size_t nok = 0;
@@ -670,22 +682,29 @@ static void on_policy_get(struct agent_conn *c, json_t *o)
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "A_POLICY_GET must be {}");
 		return;
 	}
-	json_t *settings = agents_policy(c->ps->d->db, &version, err, sizeof(err));
-	if (!settings || agents_heartbeat(c->ps->d->db, &c->ps->policy_hb, err, sizeof(err)) != 0) {
-		json_decref(settings);
+	struct effective_set set;
+	int hb;
+	if (effective_load(c->ps->d->db, &set, &c->ps->policy_seen, err, sizeof(err)) != 0) {
 		push_conn_internal(c, "policy", err);
 		return;
 	}
+	json_t *eff = effective_of(c->ps, &set, c->agent.group, &version, &hb);
+	effective_free(&set);
+	json_t *settings = policy_effective_settings(eff);
+	json_decref(eff);
 	/* The agent beats at what the policy says, server.xml's interval when it
 	 * sets none: the settings always carry the one that holds. */
-	int hb = heartbeat_now(c->ps);
 	json_object_set_new(settings, "heartbeat", json_integer(hb));
-	if (hb != c->heartbeat) {
-		if (agents_set_heartbeat(c->ps->d->db, c->agent.id, hb, err, sizeof(err)) != 0) {
+	if (hb != c->heartbeat || version != c->agent.policy_version) {
+		if (agents_set_policy(c->ps->d->db, c->agent.id, version, hb, err, sizeof(err)) !=
+		    0) {
 			json_decref(settings);
 			push_conn_internal(c, "policy", err);
 			return;
 		}
+		c->agent.policy_version = version;
+	}
+	if (hb != c->heartbeat) {
 		log_info("push %s: endpoint %" PRId64 " heartbeat %d s -> %d s", c->peer,
 			 c->agent.id, c->heartbeat, hb);
 		c->heartbeat = hb;

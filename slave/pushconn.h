@@ -18,6 +18,7 @@
 #include "agents.h"
 #include "chan.h"
 #include "daemon.h"
+#include "effective.h"
 
 /* ERROR codes of the agent channel beyond those of proto.h. */
 #define AGENT_ERR_SEATS "seats"
@@ -63,9 +64,10 @@ struct agent_conn {
 	enum conn_state st;
 	struct agent_rec agent; /* valid once authed */
 	char mode[8];
-	double last_seen; /* epoch seconds of the last heartbeat */
-	int heartbeat;	  /* seconds; the interval this agent was last told */
-	bool dirty;	  /* last_seen not written yet */
+	double last_seen;	  /* epoch seconds of the last heartbeat */
+	int heartbeat;		  /* seconds; the interval this agent was last told */
+	int64_t policy_effective; /* its effective policy's version at A_AUTH */
+	bool dirty;		  /* last_seen not written yet */
 	int64_t rate_window_ms;
 	int rate_count;
 };
@@ -93,7 +95,7 @@ struct push_server {
 	struct event *dead_ev;
 	struct event *flush_ev, *sweep_ev, *notify_ev, *batch_ev;
 	int64_t sweep_due_ms;		   /* now_ms() at which sweep_ev fires */
-	struct agents_heartbeat policy_hb; /* the policies' interval, cached */
+	struct effective_seen policy_seen; /* the policies last loaded, for their warnings */
 	struct db *listen_db;		   /* LISTEN strata_commands */
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dbjson.h"
+#include "effective.h"
 #include "log.h"
 #include "proto.h"
 
@@ -39,6 +40,50 @@ static int check_local(struct db *db, bool is_task, const char *name, char *err,
 	return 0;
 }
 
+/* args.group of a local policy: NULL for none or "/", else a checked path. */
+static int group_arg(json_t *args, const char **group, char *err, size_t errlen)
+{
+	json_t *g = json_object_get(args, "group");
+	*group = json_string_value(g);
+	if (g && !*group) {
+		snprintf(err, errlen, "group must be a path");
+		return -1;
+	}
+	if (*group && strcmp(*group, "/") == 0)
+		*group = NULL;
+	if (*group && !proto_group_path_valid(*group)) {
+		snprintf(err, errlen,
+			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
+			 "'.', '_', '-' and spaces",
+			 *group);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The checks of a local policy's settings at group: the schema, then the
+ * locks of the master-owned policies at that group or above.
+ */
+static int local_policy_check(struct db *db, json_t *args, const char *group, json_t *settings,
+			      char *err, size_t errlen)
+{
+	struct effective_set set;
+	if (json_object_get(args, "lock") || json_object_get(args, "unlock")) {
+		snprintf(err, errlen,
+			 "locks are set by master-owned policies; a local policy "
+			 "cannot lock a setting");
+		return -1;
+	}
+	if (policy_settings_check(settings, err, errlen) != 0)
+		return -1;
+	if (effective_load(db, &set, NULL, err, errlen) != 0)
+		return -1;
+	int rc = policy_local_check(set.p, set.n, group, settings, err, errlen);
+	effective_free(&set);
+	return rc;
+}
+
 json_t *store_create(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
 {
 	const char *name = arg_str(args, "name"), *kind = arg_str(args, "kind");
@@ -55,12 +100,18 @@ json_t *store_create(struct db *db, bool is_task, json_t *args, char *err, size_
 		snprintf(err, errlen, "kind is required");
 		return NULL;
 	}
+	const char *group = NULL;
+	if (!is_task && (group_arg(args, &group, err, errlen) != 0 ||
+			 local_policy_check(db, args, group, body, err, errlen) != 0))
+		return NULL;
 	char *body_s = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
-	const char *p[] = { name, body_s, kind };
-	int rc = db_exec(db,
-			 is_task ? "INSERT INTO tasks (name, params, kind) VALUES ($1, $2::jsonb, $3)"
-				 : "INSERT INTO policies (name, settings) VALUES ($1, $2::jsonb)",
-			 is_task ? 3 : 2, p, err, errlen);
+	const char *p[] = { name, body_s, is_task ? kind : group };
+	int rc =
+	    db_exec(db,
+		    is_task ? "INSERT INTO tasks (name, params, kind) VALUES ($1, $2::jsonb, $3)"
+			    : "INSERT INTO policies (name, settings, target_group) "
+			      "VALUES ($1, $2::jsonb, $3)",
+		    3, p, err, errlen);
 	free(body_s);
 	if (rc != 0) {
 		if (strcmp(db_last_sqlstate(db), "23505") == 0)
@@ -70,6 +121,61 @@ json_t *store_create(struct db *db, bool is_task, json_t *args, char *err, size_
 	}
 	return json_pack("{s:s+}", "message", is_task ? "local task created: " : "local policy created: ",
 			 name);
+}
+
+/* New settings, a new group or both; the result is checked as a whole. */
+static json_t *local_policy_update(struct db *db, json_t *args, const char *name, json_t *body,
+				   char *err, size_t errlen)
+{
+	const char *group;
+	bool regroup = json_object_get(args, "group") != NULL;
+	if (body && !json_is_object(body)) {
+		snprintf(err, errlen, "settings must be a JSON object");
+		return NULL;
+	}
+	if (!body && !regroup) {
+		snprintf(err, errlen,
+			 "nothing to change: give --settings JSON and/or --group PATH");
+		return NULL;
+	}
+	if (group_arg(args, &group, err, errlen) != 0)
+		return NULL;
+	const char *q[] = { name };
+	PGresult *res = db_query(db,
+				 "SELECT settings::text, target_group FROM policies "
+				 "WHERE name = $1 AND owner = 'local'",
+				 1, q, err, errlen);
+	if (!res)
+		return NULL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		snprintf(err, errlen, "no local policy named '%s'", name);
+		return NULL;
+	}
+	json_t *cur = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	char cur_group[512] = "";
+	bool had_group = !PQgetisnull(res, 0, 1);
+	snprintf(cur_group, sizeof(cur_group), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (!regroup)
+		group = had_group ? cur_group : NULL;
+	json_t *settings = body ? body : cur;
+	json_t *out = NULL;
+	char *body_s = NULL;
+	if (local_policy_check(db, args, group, settings, err, errlen) != 0)
+		goto done;
+	body_s = json_dumps(settings, JSON_COMPACT);
+	const char *p[] = { name, body_s, group };
+	if (db_exec(
+		db,
+		"UPDATE policies SET settings = $2::jsonb, target_group = $3, updated_at = now() "
+		"WHERE name = $1 AND owner = 'local'",
+		3, p, err, errlen) == 0)
+		out = json_pack("{s:s+}", "message", "local policy updated: ", name);
+done:
+	free(body_s);
+	json_decref(cur);
+	return out;
 }
 
 json_t *store_update(struct db *db, bool is_task, json_t *args, char *err, size_t errlen)
@@ -87,6 +193,8 @@ json_t *store_update(struct db *db, bool is_task, json_t *args, char *err, size_
 			 is_task ? "task" : "policy");
 		return NULL;
 	}
+	if (!is_task)
+		return local_policy_update(db, args, name, body, err, errlen);
 	if (!json_is_object(body)) {
 		snprintf(err, errlen, "%s must be a JSON object", is_task ? "params" : "settings");
 		return NULL;
@@ -128,14 +236,17 @@ json_t *store_delete(struct db *db, bool is_task, json_t *args, char *err, size_
 json_t *store_list(struct db *db, bool is_task, char *err, size_t errlen)
 {
 	return dbjson_query(
-		db,
-		is_task ? "SELECT name, owner, kind, params, owner <> 'local' AS read_only, "
-			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
-			  "FROM tasks ORDER BY name, owner"
-			: "SELECT name, owner, settings, owner <> 'local' AS read_only, "
-			  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated "
-			  "FROM policies ORDER BY name, owner",
-		0, NULL, err, errlen);
+	    db,
+	    is_task ? "SELECT name, owner, kind, params, owner <> 'local' AS read_only, "
+		      "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS "
+		      "updated "
+		      "FROM tasks ORDER BY name, owner"
+		    : "SELECT name, owner, settings, coalesce(target_group, '/') AS \"group\", "
+		      "array_to_string(locked, ',') AS locked, owner <> 'local' AS read_only, "
+		      "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS "
+		      "updated "
+		      "FROM policies ORDER BY name, owner",
+	    0, NULL, err, errlen);
 }
 
 /*
@@ -237,15 +348,36 @@ static int apply_item(struct db *db, bool is_task, const char *owner, json_t *it
 	}
 	if (is_task)
 		return apply_task(db, owner, id_s, name, kind, body, item, err, errlen);
+	/* A policy the schema refuses is refused whole, and with it the download. */
+	char why[512];
+	json_t *locked = json_object_get(item, "locked");
+	json_t *g = json_object_get(item, "group");
+	const char *group = json_string_value(g);
+	if (policy_settings_check(body, why, sizeof(why)) != 0 ||
+	    policy_locks_check(body, locked, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "download policy %s '%s': %s", id_s, name, why);
+		return -1;
+	}
+	if ((g && !group) || (group && strcmp(group, "/") != 0 && !proto_group_path_valid(group))) {
+		snprintf(err, errlen, "download policy %s '%s': invalid group path", id_s, name);
+		return -1;
+	}
+	if (group && strcmp(group, "/") == 0)
+		group = NULL;
 	char *body_s = json_dumps(body, JSON_COMPACT);
-	const char *p[] = { id_s, owner, name, body_s };
-	int rc = db_exec(db,
-			 "INSERT INTO policies (master_id, owner, name, settings) "
-			 "VALUES ($1::bigint, $2, $3, $4::jsonb) ON CONFLICT (master_id) "
-			 "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
-			 "settings = EXCLUDED.settings, updated_at = now()",
-			 4, p, err, errlen);
+	char *locked_s = locked ? json_dumps(locked, JSON_COMPACT) : strdup("[]");
+	const char *p[] = { id_s, owner, name, body_s, group, locked_s };
+	int rc =
+	    db_exec(db,
+		    "INSERT INTO policies (master_id, owner, name, settings, target_group, locked) "
+		    "VALUES ($1::bigint, $2, $3, $4::jsonb, $5, "
+		    "ARRAY(SELECT jsonb_array_elements_text($6::jsonb))) ON CONFLICT (master_id) "
+		    "DO UPDATE SET owner = EXCLUDED.owner, name = EXCLUDED.name, "
+		    "settings = EXCLUDED.settings, target_group = EXCLUDED.target_group, "
+		    "locked = EXCLUDED.locked, updated_at = now()",
+		    6, p, err, errlen);
 	free(body_s);
+	free(locked_s);
 	return rc;
 }
 
@@ -292,6 +424,16 @@ int store_apply_download(struct db *db, const char *master, json_t *payload, int
 		return -1;
 	*version = v;
 	*items = (int)(json_array_size(pol) + json_array_size(tasks));
+	/* A lock that arrived over a local policy's setting: the lock wins, said once. */
+	json_t *locking = json_array();
+	json_array_foreach (pol, i, item) {
+		if (json_array_size(json_object_get(item, "locked")) > 0)
+			json_array_append(locking, json_object_get(item, "name"));
+	}
+	char why[512];
+	if (effective_log_locked(db, locking, why, sizeof(why)) != 0)
+		log_warnx("store: cannot check the new locks: %s", why);
+	json_decref(locking);
 	return 0;
 fail:
 	db_rollback(db);

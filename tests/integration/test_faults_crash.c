@@ -120,7 +120,7 @@ static void test_unregistered(void)
 	struct hnode s;
 	char *out = NULL, *owner;
 	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "policy", "create", "fcr-baseline", "--settings",
-			       "{\"heartbeat_interval\": 60}", NULL),
+			       "{\"heartbeat\": 60}", NULL),
 			0);
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(small_slave(&s, "fcr-gone"), 0);

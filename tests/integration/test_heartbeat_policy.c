@@ -91,9 +91,21 @@ static void test_policy_overrides_server_xml(void)
 	CU_ASSERT_EQUAL(announced("/beat", NULL, id, sizeof(id)), 60);
 
 	CU_ASSERT_EQUAL_FATAL(policy("create", "fast-beat", "{\"heartbeat\": 5}"), 0);
-	/* Created later, so it would win the merge; its value is invalid, so
-	 * it is ignored with a log line and the slave keeps running. */
-	CU_ASSERT_EQUAL_FATAL(policy("create", "beat-typo", "{\"heartbeat\": \"5s\"}"), 0);
+	/* An invalid value is refused with the setting's name. */
+	char *bad = NULL;
+	CU_ASSERT_EQUAL(hp_ctl(&slave, &bad, "policy", "create", "beat-typo", "--settings",
+			       "{\"heartbeat\": \"5s\"}", NULL),
+			1);
+	CU_ASSERT_PTR_NOT_NULL(bad ? strstr(bad, "setting 'heartbeat'") : NULL);
+	free(bad);
+	/* A row stored before the schema existed, created later so it would
+	 * win the merge: its value is ignored with a log line and the slave
+	 * keeps running. */
+	CU_ASSERT_EQUAL_FATAL(hf_exec(&slave,
+				      "INSERT INTO policies (name, settings) VALUES "
+				      "('beat-typo', '{\"heartbeat\": \"5s\"}')",
+				      0, NULL),
+			      0);
 
 	SSL *ssl = NULL;
 	CU_ASSERT_EQUAL(announced("/beat", &ssl, id, sizeof(id)), 5);

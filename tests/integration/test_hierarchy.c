@@ -162,7 +162,7 @@ static void test_standalone_slave(void)
 	CU_ASSERT_NOT_EQUAL(hp_ctl(&sa, &out, "sync", "now", NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "not registered"));
 	free(out);
-	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "policy", "create", "standalone", "--settings", "{\"a\":1}",
+	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "policy", "create", "standalone", "--settings", "{\"heartbeat\":60}",
 			       NULL),
 			0);
 	free(out);
@@ -354,7 +354,7 @@ static void test_policy_push_down(void)
 			0);
 	free(out);
 	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "policy", "create", "only-a", "--settings",
-			       "{\"scan\":true}", "--slaves", "site-a", NULL),
+			       "{\"block_sha256\":[]}", "--slaves", "site-a", NULL),
 			0);
 	free(out);
 	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "task", "create", "inventory-all", "--kind", "inventory",
@@ -373,7 +373,7 @@ static void test_policy_push_down(void)
 	CU_ASSERT_EQUAL(hp_query_ll(&sb, "SELECT count(*) FROM tasks WHERE owner = 'master:hq'"), 1);
 
 	/* Read-only on the slave, with the owner named. */
-	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "policy", "update", "baseline", "--settings", "{\"x\":1}",
+	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "policy", "update", "baseline", "--settings", "{\"heartbeat\":90}",
 			       NULL),
 			1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "owned by master:hq"));

@@ -39,6 +39,12 @@ static const struct build_case cases[] = {
 	{ { "policy", "update", "av" }, OK("policy.update", "{\"name\":\"av\"}") },
 	{ { "policy", "update", "av", "--settings", "{\"x\":1}", "--all" },
 	  OK("policy.update", "{\"name\":\"av\",\"settings\":{\"x\":1},\"all\":true}") },
+	{ { "policy", "create", "av", "--settings", "{\"heartbeat\": 60}", "--group", "/a",
+	    "--lock", "heartbeat" },
+	  OK("policy.create", "{\"name\":\"av\",\"settings\":{\"heartbeat\":60},"
+			      "\"group\":\"/a\",\"lock\":[\"heartbeat\"]}") },
+	{ { "policy", "show", "--effective", "abc" },
+	  OK("policy.show", "{\"effective\":\"abc\"}") },
 	{ { "policy", "update", "av", "--slaves", " a , b ,c" },
 	  OK("policy.update", "{\"name\":\"av\",\"slaves\":[\"a\",\"b\",\"c\"]}") },
 	{ { "policy", "update", "av", "--slaves", "solo" },
@@ -227,7 +233,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 33);
+	CU_ASSERT_EQUAL(n, 34);
 }
 
 static void test_find_command(void)
@@ -267,7 +273,10 @@ static void test_usage_lines(void)
 		{ "slave add",
 		  "usage: strata-ctl [GLOBAL OPTIONS] slave add NAME [--ttl SECONDS]\n" },
 		{ "policy update", "usage: strata-ctl [GLOBAL OPTIONS] policy update NAME "
-				   "[--settings JSON] [--slaves A,B | --all]\n" },
+				   "[--settings JSON] [--slaves A,B | --all] [--group PATH] "
+				   "[--lock A,B | --unlock]\n" },
+		{ "policy show", "usage: strata-ctl [GLOBAL OPTIONS] policy show "
+				 "--effective ENDPOINT_UID\n" },
 		{ "register", "usage: strata-ctl [GLOBAL OPTIONS] register --master HOST:PORT "
 			      "--token TOKEN\n" },
 		{ "unregister", "usage: strata-ctl [GLOBAL OPTIONS] unregister [--force]\n" },
