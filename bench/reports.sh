@@ -69,11 +69,12 @@ SELECT strata_partitions_create(id) FROM slaves;
 INSERT INTO groups (slave_id, id, parent_id, name, path, created_at, version)
 SELECT s.id, g, NULL, 'g' || g, '/branch/g' || g, now(), g FROM slaves s, generate_series(1, 20) g;
 INSERT INTO endpoints (slave_id, id, uid, hostname, group_id, os, agent_version, address, mode,
-	status, last_seen, enrolled_at, policy_version, version)
+	status, last_seen, enrolled_at, policy_version, policy_target, version)
 SELECT s.id, e, md5(s.id || ':' || e), 'host-' || e, 1 + e % 20, 'Debian 12', '0.1',
 	'10.' || (e % 250) || '.' || (e / 250 % 250) || '.1', CASE WHEN e % 10 = 0 THEN 'poll' ELSE 'push' END,
 	CASE WHEN e % 10 = 0 THEN 'unreachable' WHEN e % 7 = 0 THEN 'offline' ELSE 'online' END,
-	now() - make_interval(secs => e % 600), now() - interval '20 days', 3, e
+	now() - make_interval(secs => e % 600), now() - interval '20 days', 3,
+	CASE WHEN e % 10 = 3 THEN 4 ELSE 3 END, e
 FROM slaves s, generate_series(1, $per) e;
 INSERT INTO events (slave_id, id, endpoint_id, kind, severity, occurred_at, details, version)
 SELECT 1 + (v % $slaves), v, 1 + (v / $slaves) % $per,
@@ -109,6 +110,7 @@ say "loaded in $load_s s ($nres task results)"
 # name|ctl words
 reports=(
 	"endpoints|report endpoints"
+	"compliance|report compliance"
 	"events_7d|report events"
 	"events_30d_detection|report events --days 30 --kind detection"
 	"tasks|report tasks"

@@ -12,7 +12,7 @@
 #define GROUP_COLS "id, parent_id, name, path, created_at, version"
 #define ENDPOINT_COLS                                                                              \
 	"id, uid, hostname, group_id, os, agent_version, address, mode, status, last_seen, "       \
-	"enrolled_at, policy_version, version"
+	"enrolled_at, policy_version, policy_target, version"
 #define EVENT_COLS "id, endpoint_id, kind, severity, occurred_at, details, version"
 #define POLICY_COLS "id, name, settings, updated_at, version"
 #define TASK_COLS "id, name, kind, params, updated_at, version"
@@ -59,6 +59,7 @@ const struct stream_def stream_defs[] = {
 		"agent_version = EXCLUDED.agent_version, address = EXCLUDED.address, "
 		"mode = EXCLUDED.mode, status = EXCLUDED.status, last_seen = EXCLUDED.last_seen, "
 		"enrolled_at = EXCLUDED.enrolled_at, policy_version = EXCLUDED.policy_version, "
+		"policy_target = EXCLUDED.policy_target, "
 		"version = EXCLUDED.version WHERE endpoints.version < EXCLUDED.version",
 		false,
 	},

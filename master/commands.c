@@ -100,6 +100,7 @@ const struct admin_command commands_table[] = {
 	{ "task.list", 1 },
 	{ "task.status", 1 },
 	{ "report.endpoints", 1 },
+	{ "report.compliance", 1 },
 	{ "report.events", 1 },
 	{ "report.tasks", 1 },
 	{ "report.sync", 1 },
@@ -146,6 +147,8 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 		res = report_task_status(m->d.db, args, err, sizeof(err));
 	else if (strcmp(cmd, "report.endpoints") == 0)
 		res = report_endpoints(m->d.db, err, sizeof(err));
+	else if (strcmp(cmd, "report.compliance") == 0)
+		res = report_compliance(m->d.db, err, sizeof(err));
 	else if (strcmp(cmd, "report.events") == 0)
 		res = report_events(m->d.db, args, err, sizeof(err));
 	else if (strcmp(cmd, "report.tasks") == 0)

@@ -204,3 +204,29 @@ json_t *report_licences(struct db *db, char *err, size_t errlen)
 		"WHERE s.state NOT IN ('unregistered', 'pending') ORDER BY s.name",
 		0, NULL, err, errlen);
 }
+
+json_t *report_compliance(struct db *db, char *err, size_t errlen)
+{
+	/* An endpoint complies when it runs the effective version its slave computed for it. */
+	return dbjson_query(
+		db,
+		"SELECT * FROM (WITH c AS (SELECT slave_id,"
+		"  sum(n) FILTER (WHERE compliant)::bigint AS on_latest,"
+		"  sum(n) FILTER (WHERE NOT compliant)::bigint AS behind, sum(n)::bigint AS total"
+		"  FROM endpoint_counts GROUP BY slave_id),"
+		" s AS (SELECT * FROM slave_status WHERE state NOT IN ('unregistered', 'pending')) "
+		"SELECT s.name AS slave, s.health AS state,"
+		" (s.health <> 'active' OR s.last_sync_at IS NULL) AS late,"
+		" coalesce(c.total, 0) AS endpoints, coalesce(c.on_latest, 0) AS on_latest,"
+		" coalesce(c.behind, 0) AS behind,"
+		" CASE WHEN c.total > 0 THEN round(100.0 * coalesce(c.on_latest, 0) / c.total, 1) END"
+		"  AS compliant_pct, s.data_age_s "
+		"FROM s LEFT JOIN c ON c.slave_id = s.id "
+		"UNION ALL "
+		"SELECT '(all)', NULL, NULL, coalesce(sum(c.total), 0)::bigint,"
+		" coalesce(sum(c.on_latest), 0)::bigint, coalesce(sum(c.behind), 0)::bigint,"
+		" CASE WHEN sum(c.total) > 0 THEN round(100.0 * coalesce(sum(c.on_latest), 0)"
+		"  / sum(c.total), 1) END, max(s.data_age_s) FROM s LEFT JOIN c ON c.slave_id = s.id"
+		") r ORDER BY slave = '(all)', slave",
+		0, NULL, err, errlen);
+}

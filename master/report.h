@@ -22,6 +22,12 @@ json_t *report_endpoints(struct db *db, char *err, size_t errlen);
  * data age. {"sections": [...]}.
  */
 json_t *report_events(struct db *db, json_t *args, char *err, size_t errlen);
+/*
+ * Policy compliance per slave: endpoints running the latest effective
+ * policy version their slave computed for them, those behind, the share;
+ * plus a total row.
+ */
+json_t *report_compliance(struct db *db, char *err, size_t errlen);
 /* Task results per task and slave: pending, running, succeeded, failed. */
 json_t *report_tasks(struct db *db, char *err, size_t errlen);
 /* Sync health per slave: state, interval, last sync and attempt, last error, data age. */

@@ -532,7 +532,8 @@ int agents_set_policy(struct db *db, int64_t id, int64_t version, int heartbeat,
 	snprintf(hb, sizeof(hb), "%d", heartbeat);
 	const char *p[] = { ids, vs, hb };
 	return db_exec(db,
-		       "UPDATE endpoints SET policy_version = $2::bigint, heartbeat = $3::int, "
+		       "UPDATE endpoints SET policy_version = $2::bigint, policy_target = $2::bigint, "
+		       "heartbeat = $3::int, "
 		       "last_seen = CASE WHEN heartbeat IS DISTINCT FROM $3::int THEN "
 		       "greatest(last_seen, now()) ELSE last_seen END WHERE id = $1::bigint",
 		       3, p, err, errlen);

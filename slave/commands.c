@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "agents.h"
-#include "effective.h"
 #include "dps.h"
+#include "effective.h"
 #include "licstore.h"
 #include "link.h"
 #include "log.h"
@@ -54,6 +54,25 @@ const struct admin_command commands_table[] = {
 	{ "status", 1 },	  { NULL, 0 },
 };
 
+/*
+ * After a local policy change (res: its result, passed through): every
+ * endpoint's target version follows, and the agents whose effective
+ * policy moved are told to fetch it. The change itself is done; a failure
+ * here is logged and caught up at the next sync session.
+ */
+static json_t *policy_changed(struct db *db, json_t *res)
+{
+	char err[512];
+	long long moved;
+	if (!res)
+		return NULL;
+	if (effective_targets(db, &moved, err, sizeof(err)) != 0)
+		log_warnx("policy: endpoints' policy targets not updated: %s", err);
+	else if (moved > 0)
+		log_info("policy: %lld endpoint(s) told to fetch their new effective policy", moved);
+	return res;
+}
+
 void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void *arg)
 {
 	struct slave *sl = arg;
@@ -89,11 +108,11 @@ void commands_handle(struct admin_req *req, const char *cmd, json_t *args, void 
 	if (strcmp(cmd, "sync.status") == 0)
 		res = link_status(sl->link, err, sizeof(err));
 	else if (strcmp(cmd, "policy.create") == 0)
-		res = store_create(db, false, args, err, sizeof(err));
+		res = policy_changed(db, store_create(db, false, args, err, sizeof(err)));
 	else if (strcmp(cmd, "policy.update") == 0)
-		res = store_update(db, false, args, err, sizeof(err));
+		res = policy_changed(db, store_update(db, false, args, err, sizeof(err)));
 	else if (strcmp(cmd, "policy.delete") == 0)
-		res = store_delete(db, false, args, err, sizeof(err));
+		res = policy_changed(db, store_delete(db, false, args, err, sizeof(err)));
 	else if (strcmp(cmd, "policy.list") == 0)
 		res = store_list(db, false, err, sizeof(err));
 	else if (strcmp(cmd, "policy.show") == 0)

@@ -204,3 +204,69 @@ int effective_log_locked(struct db *db, json_t *changed, char *err, size_t errle
 	effective_free(&set);
 	return 0;
 }
+
+int effective_targets(struct db *db, long long *changed, char *err, size_t errlen)
+{
+	struct effective_set set;
+	*changed = 0;
+	if (effective_load(db, &set, NULL, err, errlen) != 0)
+		return -1;
+	PGresult *res = db_query(db, "SELECT id::text, path FROM groups", 0, NULL, err, errlen);
+	if (!res) {
+		effective_free(&set);
+		return -1;
+	}
+	/* "{id,...}" and "{version,...}" for every group: 21 bytes a number at most. */
+	int n = PQntuples(res);
+	size_t cap = 3 + (size_t)n * 22;
+	char *ids = malloc(cap), *vers = malloc(cap), root[24];
+	if (!ids || !vers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	size_t li = 0, lv = 0;
+	ids[li++] = '{';
+	vers[lv++] = '{';
+	for (int r = 0; r < n; r++) {
+		json_t *eff = policy_effective(set.p, set.n, PQgetvalue(res, r, 1), NULL);
+		int64_t v = policy_effective_version(eff);
+		json_decref(eff);
+		li += (size_t)snprintf(ids + li, cap - li, "%s%s", r ? "," : "", PQgetvalue(res, r, 0));
+		lv += (size_t)snprintf(vers + lv, cap - lv, "%s%" PRId64, r ? "," : "", v);
+	}
+	snprintf(ids + li, cap - li, "}");
+	snprintf(vers + lv, cap - lv, "}");
+	json_t *eff = policy_effective(set.p, set.n, NULL, NULL);
+	snprintf(root, sizeof(root), "%" PRId64, policy_effective_version(eff));
+	json_decref(eff);
+	PQclear(res);
+	res = NULL;
+	/* An endpoint whose target moved is told at once: one apply_policy, unless
+	 * one is still waiting for it (an offline agent needs only one). */
+	const char *p[] = { ids, vers, root };
+	res = db_query(db,
+		       "WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(gid, v)), "
+		       "u AS (UPDATE endpoints e SET policy_target = coalesce(t.v, $3::bigint) "
+		       " FROM endpoints x LEFT JOIN t ON t.gid = x.group_id "
+		       " WHERE e.id = x.id AND NOT e.revoked "
+		       " AND e.policy_target <> coalesce(t.v, $3::bigint) RETURNING e.id), "
+		       "c AS (INSERT INTO agent_commands (endpoint_id, kind) SELECT u.id, 'apply_policy' "
+		       " FROM u WHERE NOT EXISTS (SELECT 1 FROM agent_commands a WHERE "
+		       " a.endpoint_id = u.id AND a.kind = 'apply_policy' AND a.acked_at IS NULL)) "
+		       "SELECT count(*)::text FROM u",
+		       3, p, err, errlen);
+	if (!res)
+		goto fail;
+	*changed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	free(ids);
+	free(vers);
+	effective_free(&set);
+	return 0;
+fail:
+	PQclear(res);
+	free(ids);
+	free(vers);
+	effective_free(&set);
+	return -1;
+}

@@ -12,6 +12,7 @@
 
 #include "chan.h"
 #include "dbjson.h"
+#include "effective.h"
 #include "log.h"
 #include "migrate.h"
 #include "proto.h"
@@ -55,6 +56,9 @@ struct link {
 	/* Streams of the batches in flight, oldest first: ACKs come in order. */
 	const char *inflight_stream[LINK_UPLOAD_WINDOW];
 	bool uploads_done, upload_done_sent;
+	/* A download moved endpoints' policy targets after they went up: the
+	 * next session follows at once to send them. */
+	bool targets_moved;
 	bool wait_drain; /* the next batch is read once queued output has gone out */
 	json_t *sent;
 	int received;
@@ -198,7 +202,14 @@ static void session_done(struct link *l, bool ok, const char *error)
 			 (long long)(time(NULL) - l->started), total, l->received);
 		log_notice("link: %s", msg);
 		l->backoff = 0;
-		schedule_next(l);
+		if (l->targets_moved) {
+			l->targets_moved = false;
+			log_info("link: the download moved endpoints' policy targets; they go up "
+				 "with a session in 1 s");
+			schedule_in(l, 1);
+		} else {
+			schedule_next(l);
+		}
 		answer_waiters(l, true, msg);
 	} else {
 		snprintf(msg, sizeof(msg), "sync failed: %s", error);
@@ -536,6 +547,23 @@ static void pump_upload(struct link *l)
 	}
 }
 
+/*
+ * Every endpoint's policy target follows the policies (effective.h). Its
+ * failure only delays the compliance figures and the agents' fetch, so
+ * it is logged and the session goes on.
+ */
+static long long targets_update(struct link *l, const char *when)
+{
+	char err[512];
+	long long moved = 0;
+	if (effective_targets(link_db(l), &moved, err, sizeof(err)) != 0)
+		log_warnx("link: endpoints' policy targets not updated after the %s: %s", when,
+			  err);
+	else if (moved > 0)
+		log_info("link: %lld endpoint(s) told to fetch their new effective policy", moved);
+	return moved;
+}
+
 static void on_welcome(struct link *l, json_t *o)
 {
 	json_t *wm;
@@ -562,6 +590,9 @@ static void on_welcome(struct link *l, json_t *o)
 	}
 	json_decref(l->wm);
 	l->wm = json_incref(wm);
+	/* Endpoints enrolled since the last session get their target before it goes up. */
+	l->targets_moved = false;
+	targets_update(l, "welcome");
 	l->stream_idx = 0;
 	l->next_from = json_integer_value(json_object_get(wm, stream_defs[0].name));
 	link_enter(l, PST_SLAVE_UPLOAD);
@@ -617,6 +648,8 @@ static void on_download(struct link *l, json_t *o)
 		return;
 	}
 	l->received += items;
+	if (items > 0 && targets_update(l, "download") > 0)
+		l->targets_moved = true;
 	json_t *ack = json_pack("{s:I}", "version", (json_int_t)version);
 	chan_send_json(l->ch, MSG_DOWNLOAD_ACK, ack);
 	json_decref(ack);

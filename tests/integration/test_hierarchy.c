@@ -230,8 +230,9 @@ static void test_enrol(void)
  * partitions alike.
  */
 static const char *const counts_check[] = {
-	"SELECT slave_id, status, count(*) FROM endpoints GROUP BY 1, 2",
-	"SELECT slave_id, status, n FROM endpoint_counts WHERE n <> 0",
+	"SELECT slave_id, status, policy_version = policy_target, count(*) FROM endpoints "
+	"GROUP BY 1, 2, 3",
+	"SELECT slave_id, status, compliant, n FROM endpoint_counts WHERE n <> 0",
 	"SELECT slave_id, (occurred_at AT TIME ZONE 'UTC')::date, kind, severity, count(*) "
 	"FROM events GROUP BY 1, 2, 3, 4",
 	"SELECT slave_id, day, kind, severity, n FROM event_counts WHERE n <> 0",

@@ -4,7 +4,9 @@
  * and its results come back up; `task status` counts them per slave with
  * the data age, and the reports across slaves (events, tasks, sync) answer
  * in table, JSON and CSV form. Withdrawing a task removes its commands an
- * offline agent has not taken. The master refuses endpoint-level commands.
+ * offline agent has not taken. A master policy reaches the agents without an
+ * operator command, and the compliance report counts who runs it. The
+ * master refuses endpoint-level commands.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -342,6 +344,61 @@ static void test_withdrawn_task_leaves_offline_agent(void)
 			1);
 }
 
+static bool site_a_applied(void *arg)
+{
+	return hp_query_ll(&sa, "SELECT count(*) FROM endpoints WHERE policy_target <> 0 AND "
+				"policy_version = policy_target") == 2;
+}
+
+static bool site_b_applied(void *arg)
+{
+	return hp_query_ll(&sb, "SELECT count(*) FROM endpoints WHERE policy_target <> 0 AND "
+				"policy_version = policy_target") == 1;
+}
+
+static void test_policy_reaches_agents_and_compliance(void)
+{
+	char *out = NULL;
+	/* site-b's only agent is stopped (the test before): it will be behind. */
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "policy", "create", "beat-30", "--settings",
+			       "{\"heartbeat\": 30}", NULL),
+			0);
+	free(out);
+	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
+	CU_ASSERT_EQUAL(hp_sync(&sb), 0);
+	/* No operator command: the download moved the targets and queued the fetches. */
+	CU_ASSERT_TRUE(hp_wait(site_a_applied, NULL, 20));
+	CU_ASSERT_EQUAL(hp_query_ll(&sa, "SELECT count(*) FROM agent_commands WHERE kind = "
+					 "'apply_policy'"),
+			2);
+	CU_ASSERT_EQUAL(hp_query_ll(&sb, "SELECT count(*) FROM endpoints WHERE policy_target <> 0 "
+					 "AND policy_version <> policy_target"),
+			1);
+	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
+	CU_ASSERT_EQUAL(hp_sync(&sb), 0);
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "--json", "report", "compliance", NULL), 0);
+	json_t *j = json_loads(out ? out : "", 0, NULL);
+	free(out);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	CU_ASSERT_EQUAL(num(row_of(j, "site-a"), "on_latest"), 2);
+	CU_ASSERT_EQUAL(num(row_of(j, "site-a"), "behind"), 0);
+	CU_ASSERT_EQUAL(num(row_of(j, "site-b"), "on_latest"), 0);
+	CU_ASSERT_EQUAL(num(row_of(j, "site-b"), "behind"), 1);
+	CU_ASSERT_EQUAL(num(row_of(j, "(all)"), "endpoints"), 3);
+	CU_ASSERT_EQUAL(num(row_of(j, "(all)"), "on_latest"), 2);
+	json_decref(j);
+
+	/* The stopped agent catches up when it comes back, and the report follows. */
+	start_agent(&agents[2]);
+	CU_ASSERT_TRUE(hp_wait(site_b_applied, NULL, 30));
+	CU_ASSERT_EQUAL(hp_sync(&sb), 0);
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "--csv", "report", "compliance", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "site-b,active,false,1,1,0,100.0,"));
+	if (!strstr(out ? out : "", "site-b,active,false,1,1,0,100.0,"))
+		fprintf(stderr, "\n%s\n", out ? out : "");
+	free(out);
+}
+
 static void test_master_refuses_endpoint_commands(void)
 {
 	char *out = NULL;
@@ -369,6 +426,8 @@ int main(void)
 	CU_add_test(s, "a late slave is marked, its data still counted", test_late_slave_marked);
 	CU_add_test(s, "withdrawn task leaves the offline agent's queue",
 		    test_withdrawn_task_leaves_offline_agent);
+	CU_add_test(s, "a master policy reaches the agents; compliance per slave",
+		    test_policy_reaches_agents_and_compliance);
 	CU_add_test(s, "master refuses endpoint-level commands",
 		    test_master_refuses_endpoint_commands);
 	return hp_run_suite();

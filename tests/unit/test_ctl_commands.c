@@ -68,6 +68,7 @@ static const struct build_case cases[] = {
 	  OK("report.events", "{\"days\":30,\"kind\":\"detection\",\"severity\":\"high\"}") },
 	{ { "report", "events", "--days", "many" }, USAGE("report.events", "--days") },
 	{ { "report", "tasks" }, OK("report.tasks", "{}") },
+	{ { "report", "compliance" }, OK("report.compliance", "{}") },
 	{ { "report", "sync" }, OK("report.sync", "{}") },
 	{ { "endpoint", "command", "abc", "sync_now", "--args", "{\"a\":1}" },
 	  OK("endpoint.command", "{\"uid\":\"abc\",\"kind\":\"sync_now\",\"args\":{\"a\":1}}") },
@@ -233,7 +234,7 @@ static void test_table_consistency(void)
 				CU_ASSERT_PTR_NOT_NULL(c->options[i].metavar);
 		}
 	}
-	CU_ASSERT_EQUAL(n, 34);
+	CU_ASSERT_EQUAL(n, 35);
 }
 
 static void test_find_command(void)
