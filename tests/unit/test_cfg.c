@@ -373,6 +373,11 @@ static void test_errors(void)
 		  ":2: <master> is a slave setting; this file is for role master" },
 		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><replication/></server>",
 		  "<replication> is a slave setting; this file is for role master" },
+		/* The master has no agent port and no endpoints to license. */
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><push port=\"7074\"/></server>",
+		  "<push> is a slave and distribution point setting; this file is for role master" },
+		{ CFG_ROLE_MASTER, "<server role=\"master\" name=\"m\"><licence seats=\"5\"/></server>",
+		  "<licence> is a slave setting; this file is for role master" },
 		{ CFG_ROLE_SLAVE,
 		  "<server role=\"slave\" name=\"s\"><sync-listen port=\"1\"/></server>",
 		  "<sync-listen> is a master setting; this file is for role slave" },
