@@ -421,3 +421,23 @@ bool proto_group_path_valid(const char *p)
 	}
 	return true;
 }
+
+int proto_group_arg(json_t *args, const char **group, char *err, size_t errlen)
+{
+	json_t *g = json_object_get(args, "group");
+	*group = json_string_value(g);
+	if (g && !*group) {
+		set_err(err, errlen, "group must be a path");
+		return -1;
+	}
+	if (*group && strcmp(*group, "/") == 0)
+		*group = NULL;
+	if (*group && !proto_group_path_valid(*group)) {
+		set_err(err, errlen,
+			"invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
+			"'.', '_', '-' and spaces",
+			*group);
+		return -1;
+	}
+	return 0;
+}

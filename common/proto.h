@@ -103,5 +103,11 @@ int proto_decode_bye(json_t *o, char *err, size_t errlen);
 
 /* A group path "/a/b": components of letters, digits, '.', '_', '-' and spaces. */
 bool proto_group_path_valid(const char *p);
+/*
+ * An operator's args.group: *group gets NULL for none or "/" (every
+ * endpoint), else the checked path (borrowed from args). 0, or -1 with
+ * the reason in err.
+ */
+int proto_group_arg(json_t *args, const char **group, char *err, size_t errlen);
 
 #endif

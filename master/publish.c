@@ -101,27 +101,6 @@ static const char *arg_str(json_t *args, const char *key)
 	return json_string_value(json_object_get(args, key));
 }
 
-/* args.group: NULL for none or "/", else a checked path. */
-static int group_arg(json_t *args, const char **group, char *err, size_t errlen)
-{
-	json_t *g = json_object_get(args, "group");
-	*group = json_string_value(g);
-	if (g && !*group) {
-		snprintf(err, errlen, "group must be a path");
-		return -1;
-	}
-	if (*group && strcmp(*group, "/") == 0)
-		*group = NULL;
-	if (*group && !proto_group_path_valid(*group)) {
-		snprintf(err, errlen,
-			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
-			 "'.', '_', '-' and spaces",
-			 *group);
-		return -1;
-	}
-	return 0;
-}
-
 /* A checked list of setting names as a PostgreSQL text[] literal ("{}" for NULL). */
 static char *text_array_param(json_t *names)
 {
@@ -165,8 +144,8 @@ json_t *publish_create(struct db *db, bool is_task, json_t *args, char *err, siz
 		snprintf(err, errlen, "unknown task kind '%s': use inventory or scan", kind);
 		return NULL;
 	}
-	const char *group = arg_str(args, "group");
-	if (group_arg(args, &group, err, errlen) != 0)
+	const char *group;
+	if (proto_group_arg(args, &group, err, errlen) != 0)
 		return NULL;
 	json_t *locked = json_object_get(args, "lock");
 	if (!is_task && (policy_settings_check(body, err, errlen) != 0 ||
@@ -230,7 +209,7 @@ static json_t *policy_update(struct db *db, json_t *args, char *err, size_t errl
 	const char *group;
 	char targets[4096];
 	bool all;
-	if (group_arg(args, &group, err, errlen) != 0)
+	if (proto_group_arg(args, &group, err, errlen) != 0)
 		return NULL;
 	const char *q[] = { name };
 	PGresult *res = db_query(db,

@@ -40,27 +40,6 @@ static int check_local(struct db *db, bool is_task, const char *name, char *err,
 	return 0;
 }
 
-/* args.group of a local policy: NULL for none or "/", else a checked path. */
-static int group_arg(json_t *args, const char **group, char *err, size_t errlen)
-{
-	json_t *g = json_object_get(args, "group");
-	*group = json_string_value(g);
-	if (g && !*group) {
-		snprintf(err, errlen, "group must be a path");
-		return -1;
-	}
-	if (*group && strcmp(*group, "/") == 0)
-		*group = NULL;
-	if (*group && !proto_group_path_valid(*group)) {
-		snprintf(err, errlen,
-			 "invalid group path '%s': use /NAME[/NAME...] with letters, digits, "
-			 "'.', '_', '-' and spaces",
-			 *group);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * The checks of a local policy's settings at group: the schema, then the
  * locks of the master-owned policies at that group or above.
@@ -101,7 +80,7 @@ json_t *store_create(struct db *db, bool is_task, json_t *args, char *err, size_
 		return NULL;
 	}
 	const char *group = NULL;
-	if (!is_task && (group_arg(args, &group, err, errlen) != 0 ||
+	if (!is_task && (proto_group_arg(args, &group, err, errlen) != 0 ||
 			 local_policy_check(db, args, group, body, err, errlen) != 0))
 		return NULL;
 	char *body_s = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
@@ -138,7 +117,7 @@ static json_t *local_policy_update(struct db *db, json_t *args, const char *name
 			 "nothing to change: give --settings JSON and/or --group PATH");
 		return NULL;
 	}
-	if (group_arg(args, &group, err, errlen) != 0)
+	if (proto_group_arg(args, &group, err, errlen) != 0)
 		return NULL;
 	const char *q[] = { name };
 	PGresult *res = db_query(db,

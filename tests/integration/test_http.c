@@ -598,12 +598,14 @@ static void test_client_cert(void)
 	reply_free(&r);
 }
 
-static int exec_admin_sql(const char *sql)
+/* One statement as the cluster's superuser; arg is its $1 (NULL: none). */
+static int exec_admin_sql(const char *sql, const char *arg)
 {
 	char *ci = hpg_conninfo("postgres");
 	PGconn *c = PQconnectdb(ci);
 	free(ci);
-	PGresult *res = PQexec(c, sql);
+	const char *p[] = { arg };
+	PGresult *res = PQexecParams(c, sql, arg ? 1 : 0, NULL, arg ? p : NULL, NULL, NULL, 0);
 	int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
 		fprintf(stderr, "sql: %s", PQerrorMessage(c));
@@ -637,11 +639,11 @@ static void test_readyz_not_ready(void)
 
 	/* The database refuses the daemon: its connection is cut and no new one is allowed. */
 	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", master.dbname);
-	CU_ASSERT_EQUAL_FATAL(exec_admin_sql(sql), 0);
-	snprintf(sql, sizeof(sql),
-		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-		 master.dbname);
-	CU_ASSERT_EQUAL(exec_admin_sql(sql), 0);
+	CU_ASSERT_EQUAL_FATAL(exec_admin_sql(sql, NULL), 0);
+	CU_ASSERT_EQUAL(exec_admin_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+				       "WHERE datname = $1",
+				       master.dbname),
+			0);
 	CU_ASSERT_EQUAL(request(&master, master_http, "GET", "/readyz", NULL, NULL, &r), 503);
 	CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"database\""));
 	reply_free(&r);
@@ -652,7 +654,7 @@ static void test_readyz_not_ready(void)
 	CU_ASSERT_EQUAL(sample(r.body, "strata_metrics_complete"), 0);
 	reply_free(&r);
 	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", master.dbname);
-	CU_ASSERT_EQUAL_FATAL(exec_admin_sql(sql), 0);
+	CU_ASSERT_EQUAL_FATAL(exec_admin_sql(sql, NULL), 0);
 	CU_ASSERT_EQUAL(request(&master, master_http, "GET", "/readyz", NULL, NULL, &r), 200);
 	reply_free(&r);
 }

@@ -360,6 +360,40 @@ static void test_names(void)
 	CU_ASSERT_STRING_EQUAL(proto_state_name((enum proto_state)42), "unknown");
 }
 
+static void test_group_paths(void)
+{
+	static const struct {
+		const char *args;   /* the operator's args */
+		int rc;
+		const char *group;  /* what comes out, NULL for every endpoint */
+		const char *err;    /* part of the error */
+	} cases[] = {
+		{ "{}", 0, NULL, NULL },
+		{ "{\"group\": \"/\"}", 0, NULL, NULL },
+		{ "{\"group\": \"/branch/lab 2\"}", 0, "/branch/lab 2", NULL },
+		{ "{\"group\": \"branch\"}", -1, NULL, "invalid group path 'branch'" },
+		{ "{\"group\": \"/branch/\"}", -1, NULL, "invalid group path '/branch/'" },
+		{ "{\"group\": \"/a//b\"}", -1, NULL, "invalid group path '/a//b'" },
+		{ "{\"group\": \"/a;b\"}", -1, NULL, "invalid group path '/a;b'" },
+		{ "{\"group\": 7}", -1, NULL, "group must be a path" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *args = json_loads(cases[i].args, 0, NULL);
+		const char *group = "unset";
+		char err[256] = "";
+		CU_ASSERT_PTR_NOT_NULL_FATAL(args);
+		CU_ASSERT_EQUAL(proto_group_arg(args, &group, err, sizeof(err)), cases[i].rc);
+		if (cases[i].rc == 0 && cases[i].group) {
+			CU_ASSERT_STRING_EQUAL(group ? group : "(null)", cases[i].group);
+		} else if (cases[i].rc == 0) {
+			CU_ASSERT_PTR_NULL(group);
+		} else {
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].err));
+		}
+		json_decref(args);
+	}
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -372,6 +406,7 @@ int main(void)
 	CU_add_test(s, "decoders: size limits", test_size_limits);
 	CU_add_test(s, "allow-list per state", test_allow_list);
 	CU_add_test(s, "names", test_names);
+	CU_add_test(s, "group paths", test_group_paths);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
