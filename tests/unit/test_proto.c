@@ -363,10 +363,10 @@ static void test_names(void)
 static void test_group_paths(void)
 {
 	static const struct {
-		const char *args;   /* the operator's args */
+		const char *args; /* the operator's args */
 		int rc;
-		const char *group;  /* what comes out, NULL for every endpoint */
-		const char *err;    /* part of the error */
+		const char *group; /* what comes out, NULL for every endpoint */
+		const char *err;   /* part of the error */
 	} cases[] = {
 		{ "{}", 0, NULL, NULL },
 		{ "{\"group\": \"/\"}", 0, NULL, NULL },
