@@ -47,6 +47,10 @@ struct link {
 
 	struct admin_req *waiters[MAX_WAITERS];
 	int nwaiters;
+	/* "sync now" during a session: answered by the session after it, so
+	 * everything changed before the command goes up. */
+	struct admin_req *next_waiters[MAX_WAITERS];
+	int nnext;
 
 	/* the running sync session */
 	json_t *wm;
@@ -216,6 +220,12 @@ static void session_done(struct link *l, bool ok, const char *error)
 		log_warnx("link: %s", msg);
 		schedule_retry(l);
 		answer_waiters(l, false, msg);
+	}
+	if (l->nnext > 0) {
+		memcpy(l->waiters, l->next_waiters, (size_t)l->nnext * sizeof(l->waiters[0]));
+		l->nwaiters = l->nnext;
+		l->nnext = 0;
+		schedule_in(l, 0);
 	}
 }
 
@@ -931,6 +941,9 @@ void link_free(struct link *l)
 		chan_close(l->ch, "slave shutting down");
 	}
 	answer_waiters(l, false, "slave shutting down");
+	for (int i = 0; i < l->nnext; i++)
+		admin_reply_error(l->next_waiters[i], "slave shutting down");
+	l->nnext = 0;
 	answer_req(l, false, "slave shutting down");
 	event_free(l->timer);
 	event_free(l->ping);
@@ -1024,6 +1037,15 @@ void link_sync_now(struct link *l, struct admin_req *req)
 	}
 	if (strcmp(reg, "registered") != 0) {
 		admin_reply_error(req, "this slave is not registered with a master (state %s)", reg);
+		return;
+	}
+	if (l->in_session) {
+		/* The running session may have sent its rows already. */
+		if (l->nnext == MAX_WAITERS) {
+			admin_reply_error(req, "too many sync requests waiting");
+			return;
+		}
+		l->next_waiters[l->nnext++] = req;
 		return;
 	}
 	if (l->nwaiters == MAX_WAITERS) {
