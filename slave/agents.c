@@ -351,8 +351,9 @@ int agents_enrol(struct db *db, const char *ca_pin, int seats, const struct amsg
 	char eid[24];
 	if (db_query_value(db,
 			   "INSERT INTO endpoints (uid, hostname, os, agent_version, mode, "
-			   "agent_key, group_id, address) VALUES ($1, $2, $3, $4, $5, $6, "
-			   "$7::bigint, $8) RETURNING id::text",
+			   "agent_key, group_id, address, policy_target) VALUES ($1, $2, $3, $4, "
+			   "$5, $6, $7::bigint, $8, coalesce((SELECT version FROM policy_targets "
+			   "WHERE group_id = coalesce($7::bigint, 0)), 0)) RETURNING id::text",
 			   8, p, eid, sizeof(eid), err, errlen) != 0 ||
 	    db_commit(db, err, errlen) != 0)
 		goto fail;

@@ -216,9 +216,10 @@ int effective_targets(struct db *db, long long *changed, char *err, size_t errle
 		effective_free(&set);
 		return -1;
 	}
-	/* "{id,...}" and "{version,...}" for every group: 21 bytes a number at most. */
+	/* "{id,...}" and "{version,...}" for every group and the root (0): 21 bytes
+	 * a number at most, with its comma. */
 	int n = PQntuples(res);
-	size_t cap = 3 + (size_t)n * 22;
+	size_t cap = 3 + ((size_t)n + 1) * 22;
 	char *ids = malloc(cap), *vers = malloc(cap), root[24];
 	if (!ids || !vers) {
 		snprintf(err, errlen, "out of memory");
@@ -241,23 +242,47 @@ int effective_targets(struct db *db, long long *changed, char *err, size_t errle
 	json_decref(eff);
 	PQclear(res);
 	res = NULL;
-	/* An endpoint whose target moved is told at once: one apply_policy, unless
-	 * one is still waiting for it (an offline agent needs only one). */
+	/* The groups whose target moved (or that are new here); nothing else is read. */
 	const char *p[] = { ids, vers, root };
 	res = db_query(db,
-		       "WITH t AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS t(gid, v)), "
-		       "u AS (UPDATE endpoints e SET policy_target = coalesce(t.v, $3::bigint) "
-		       " FROM endpoints x LEFT JOIN t ON t.gid = x.group_id "
-		       " WHERE e.id = x.id AND NOT e.revoked "
-		       " AND e.policy_target <> coalesce(t.v, $3::bigint) RETURNING e.id), "
+		       "WITH t AS (SELECT gid, v FROM unnest($1::bigint[], $2::bigint[]) AS t(gid, v) "
+		       " UNION ALL SELECT 0, $3::bigint) "
+		       "INSERT INTO policy_targets AS p (group_id, version) SELECT gid, v FROM t "
+		       "ON CONFLICT (group_id) DO UPDATE SET version = EXCLUDED.version "
+		       "WHERE p.version <> EXCLUDED.version RETURNING group_id::text, version::text",
+		       3, p, err, errlen);
+	if (!res)
+		goto fail;
+	n = PQntuples(res);
+	if (n == 0)
+		goto done;
+	li = lv = 0;
+	ids[li++] = '{';
+	vers[lv++] = '{';
+	for (int r = 0; r < n; r++) {
+		li += (size_t)snprintf(ids + li, cap - li, "%s%s", r ? "," : "", PQgetvalue(res, r, 0));
+		lv += (size_t)snprintf(vers + lv, cap - lv, "%s%s", r ? "," : "", PQgetvalue(res, r, 1));
+	}
+	snprintf(ids + li, cap - li, "}");
+	snprintf(vers + lv, cap - lv, "}");
+	PQclear(res);
+	/* An endpoint whose target moved is told at once: one apply_policy, unless
+	 * one is still waiting for it (an offline agent needs only one). */
+	const char *q[] = { ids, vers };
+	res = db_query(db,
+		       "WITH m AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS m(gid, v)), "
+		       "u AS (UPDATE endpoints e SET policy_target = m.v FROM m "
+		       " WHERE coalesce(e.group_id, 0) = m.gid AND NOT e.revoked "
+		       " AND e.policy_target <> m.v RETURNING e.id), "
 		       "c AS (INSERT INTO agent_commands (endpoint_id, kind) SELECT u.id, 'apply_policy' "
 		       " FROM u WHERE NOT EXISTS (SELECT 1 FROM agent_commands a WHERE "
 		       " a.endpoint_id = u.id AND a.kind = 'apply_policy' AND a.acked_at IS NULL)) "
 		       "SELECT count(*)::text FROM u",
-		       3, p, err, errlen);
+		       2, q, err, errlen);
 	if (!res)
 		goto fail;
 	*changed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+done:
 	PQclear(res);
 	free(ids);
 	free(vers);

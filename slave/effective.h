@@ -58,7 +58,9 @@ int effective_log_locked(struct db *db, json_t *changed, char *err, size_t errle
  * Brings every endpoint's policy_target (the effective version it should
  * run) up to date with the policies, and queues an apply_policy for each
  * endpoint whose target moved (one at most while unacknowledged), so a
- * connected agent fetches its new policy at once. *changed gets the
+ * connected agent fetches its new policy at once. The targets of the
+ * groups are kept in policy_targets: only the endpoints of a group whose
+ * target moved (or that is new there) are visited. *changed gets the
  * number of endpoints whose target moved. 0 or -1 with err.
  */
 __attribute__((warn_unused_result)) int effective_targets(struct db *db, long long *changed,
