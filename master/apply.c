@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counts.h"
 #include "log.h"
 
 int apply_prepare(struct db *db, char *err, size_t errlen)
@@ -118,11 +119,26 @@ int apply_batch(struct db *db, int slave_id, const struct upload_batch *b, bool 
 
 	bool done = false;
 	if (b->rows > 0 && try_direct && b->stream->master_direct) {
-		if (db_exec(db, "SAVEPOINT direct", 0, NULL, dberr, sizeof(dberr)) != 0)
-			goto internal;
-		if (db_copy_in(db, b->stream->master_direct, b->copy, b->copy_len, dberr,
-			       sizeof(dberr)) == 0) {
+		/* Counted here and copied into the partition itself, the batch skips
+		 * the parent's counting triggers (counts.h); an unreadable row sends it
+		 * through the parent, whose triggers count. */
+		struct batch_counts *bc = NULL;
+		char part_sql[1024];
+		const char *direct_sql = b->stream->master_direct;
+		if (counts_parse(b->stream, b->copy, b->copy_len, &bc) == COUNTS_OK &&
+		    counts_partition_copy(b->stream, slave_id, part_sql, sizeof(part_sql)) == 0)
+			direct_sql = part_sql;
+		/* -2: ours (savepoint, counters); -1: the copy, judged below. */
+		int crc = db_exec(db, "SAVEPOINT direct", 0, NULL, dberr, sizeof(dberr)) == 0 ? 0 : -2;
+		if (crc == 0)
+			crc = db_copy_in(db, direct_sql, b->copy, b->copy_len, dberr, sizeof(dberr));
+		if (crc == 0 && direct_sql == part_sql)
+			crc = counts_apply(db, slave_id, bc, dberr, sizeof(dberr)) == 0 ? 0 : -2;
+		counts_free(bc);
+		if (crc == 0) {
 			done = true;
+		} else if (crc == -2) {
+			goto internal;
 		} else if (strcmp(db_last_sqlstate(db), "23505") == 0) {
 			/* Some rows are there already (a resumed first sync): merge. */
 			if (db_exec(db, "ROLLBACK TO SAVEPOINT direct", 0, NULL, dberr,
