@@ -73,9 +73,11 @@ static const uint16_t allowed[][ALLOWED_MAX] = {
 	[PST_MASTER_UPLOAD] = { MSG_UPLOAD_BATCH, MSG_UPLOAD_DONE },
 	[PST_MASTER_DOWNLOAD] = { MSG_DOWNLOAD_ACK, MSG_BYE },
 	[PST_SLAVE_ENROL] = { MSG_ENROL_OK },
-	[PST_SLAVE_HELLO] = { MSG_WELCOME },
-	[PST_SLAVE_UPLOAD] = { MSG_UPLOAD_ACK, MSG_DOWNLOAD },
-	[PST_SLAVE_BYE] = { MSG_BYE_OK },
+	/* A PONG (or the master's SYNC_REQUEST) sent while the link was idle may
+	 * cross the slave's HELLO of a new session: ignored, not a violation. */
+	[PST_SLAVE_HELLO] = { MSG_WELCOME, MSG_PONG, MSG_SYNC_REQUEST },
+	[PST_SLAVE_UPLOAD] = { MSG_UPLOAD_ACK, MSG_DOWNLOAD, MSG_PONG },
+	[PST_SLAVE_BYE] = { MSG_BYE_OK, MSG_PONG },
 	[PST_SLAVE_IDLE] = { MSG_SYNC_REQUEST, MSG_PONG },
 };
 

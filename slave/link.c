@@ -881,6 +881,9 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 		on_ping(-1, 0, l);
 		break;
 	case MSG_SYNC_REQUEST:
+		/* Crossed with a HELLO of ours: the session it asks for is under way. */
+		if (l->pst != PST_SLAVE_IDLE)
+			break;
 		log_info("link: the master asked for a sync");
 		send_hello(l);
 		break;
