@@ -142,6 +142,7 @@ static struct sockaddr_un unix_addr(const char *path)
 	return sun;
 }
 
+/* Returns the outcome as a malloc'd string. */
 typedef char *(*child_fn)(const void *arg);
 
 /* Runs fn in a child while the loop serves; returns the child's outcome (caller frees). */
@@ -158,13 +159,15 @@ static char *run_child(child_fn fn, const void *arg)
 	if (pid == 0) {
 		close(pfd[0]);
 		char *outcome = fn(arg);
-		size_t len = strlen(outcome), off = 0;
+		size_t len = outcome ? strlen(outcome) : 0, off = 0;
 		while (off < len) {
 			ssize_t w = write(pfd[1], outcome + off, len - off);
 			if (w <= 0)
 				break;
 			off += (size_t)w;
 		}
+		/* Outcomes are malloc'd: a leak checker sees the child too. */
+		free(outcome);
 		_exit(0);
 	}
 	close(pfd[1]);
@@ -204,17 +207,18 @@ static char *call_child(const void *arg)
 	char *s;
 
 	if (c->as_nobody && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
-		return "ERR cannot become uid 65534";
+		return strdup("ERR cannot become uid 65534");
 	json_t *reply = admin_call(c->path, c->cmd, c->args, c->timeout_s, err, sizeof(err));
 	if (!reply) {
 		if (asprintf(&s, "ERR %s", err) < 0)
-			return "ERR asprintf";
+			return strdup("ERR asprintf");
 		return s;
 	}
 	char *text = json_dumps(reply, JSON_COMPACT);
-	if (asprintf(&s, "OK %s", text) < 0)
-		return "ERR asprintf";
-	return s;
+	json_decref(reply);
+	int n = asprintf(&s, "OK %s", text);
+	free(text);
+	return n < 0 ? strdup("ERR asprintf") : s;
 }
 
 enum raw_mode {
@@ -240,7 +244,7 @@ static char *raw_child(const void *arg)
 
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		return "ERR connect";
+		return strdup("ERR connect");
 	for (size_t off = 0; off < r->len;) {
 		ssize_t w = send(fd, r->bytes + off, r->len - off, MSG_NOSIGNAL);
 		if (w <= 0)
@@ -249,7 +253,7 @@ static char *raw_child(const void *arg)
 	}
 	if (r->mode == RAW_HANG_UP) {
 		close(fd);
-		return "SENT";
+		return strdup("SENT");
 	}
 	if (r->mode == RAW_HALF_CLOSE)
 		shutdown(fd, SHUT_WR);
@@ -262,7 +266,7 @@ static char *raw_child(const void *arg)
 	reply[got] = '\0';
 	close(fd);
 	if (asprintf(&s, "RAW %s", reply) < 0)
-		return "ERR asprintf";
+		return strdup("ERR asprintf");
 	return s;
 }
 
