@@ -413,6 +413,73 @@ static void test_master_refuses_endpoint_commands(void)
 	free(out);
 }
 
+/* Whether the --json output of a list holds an object whose member key is value. */
+static bool listed(struct hnode *n, const char *what, const char *key, const char *value)
+{
+	char *out = NULL;
+	bool found = false;
+	if (hp_ctl(n, &out, "--json", what, "list", NULL) == 0) {
+		json_t *j = json_loads(out, 0, NULL), *o;
+		size_t i;
+		json_array_foreach (j, i, o) {
+			const char *v = json_string_value(json_object_get(o, key));
+			found = found || (v && strcmp(v, value) == 0);
+		}
+		json_decref(j);
+	}
+	free(out);
+	return found;
+}
+
+/* Names an operator or an agent supplies are data, never SQL: stored and shown as given. */
+static void test_sql_metacharacters_verbatim(void)
+{
+	static const char policy_name[] = "p'); DROP TABLE slaves; --";
+	static const char task_name[] = "t\"x' OR '1'='1";
+	static const char local_name[] = "l'||(SELECT version())||'";
+	static const char host[] = "desk'); DELETE FROM endpoints; --";
+	char *out = NULL;
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "policy", "create", policy_name, "--settings",
+			       "{\"heartbeat\": 90}", NULL),
+			0);
+	free(out);
+	CU_ASSERT_TRUE(listed(&master, "policy", "name", policy_name));
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "task", "create", task_name, "--kind", "inventory",
+			       "--slaves", "site-a", NULL),
+			0);
+	free(out);
+	CU_ASSERT_TRUE(listed(&master, "task", "name", task_name));
+	CU_ASSERT_EQUAL(hp_ctl(&master, &out, "--json", "task", "status", task_name, NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "OR '1'='1"));
+	free(out);
+	CU_ASSERT_EQUAL(hp_ctl(&sa, &out, "policy", "create", local_name, "--settings",
+			       "{\"heartbeat\": 120}", "--group", "/lab", NULL),
+			0);
+	free(out);
+	CU_ASSERT_TRUE(listed(&sa, "policy", "name", local_name));
+
+	/* An agent's hostname, enrolled, listed on the slave, replicated to the master. */
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/sql-host", hp_root());
+	char *tok = ha_make_token(&sa, "/lab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	CU_ASSERT_EQUAL(ha_agent_enrol(&sa, dir, tok, host, NULL), 0);
+	free(tok);
+	CU_ASSERT_TRUE(listed(&sa, "endpoint", "hostname", host));
+	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
+	CU_ASSERT_EQUAL(hp_sync(&sa), 0);
+	CU_ASSERT_TRUE(listed(&sa, "policy", "name", policy_name));
+	char *got =
+	    hp_query1(&master, "SELECT hostname FROM endpoints WHERE hostname LIKE 'desk''%'");
+	CU_ASSERT_STRING_EQUAL(got ? got : "", host);
+	free(got);
+	/* And nothing was dropped or deleted on the way. */
+	CU_ASSERT_EQUAL(hp_query_ll(&master, "SELECT count(*) FROM slaves WHERE name IN "
+					     "('site-a', 'site-b')"),
+			2);
+	CU_ASSERT_EQUAL(hp_query_ll(&sa, "SELECT count(*) FROM endpoints"), 3);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -430,5 +497,7 @@ int main(void)
 		    test_policy_reaches_agents_and_compliance);
 	CU_add_test(s, "master refuses endpoint-level commands",
 		    test_master_refuses_endpoint_commands);
+	CU_add_test(s, "SQL metacharacters in names are stored and shown verbatim",
+		    test_sql_metacharacters_verbatim);
 	return hp_run_suite();
 }
