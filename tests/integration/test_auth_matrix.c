@@ -59,6 +59,7 @@ static char dir[600];	   /* generated keys and certificates */
 struct relay {
 	int lfd;
 	int port;
+	int target; /* the port it forwards to */
 	int stop[2];
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -66,7 +67,9 @@ struct relay {
 	size_t reclen;
 	int conns;
 };
+/* relay: to the master's sync port; agent_relay: to the slave's agent port. */
 static struct relay relay = { .lfd = -1, .stop = { -1, -1 } };
+static struct relay agent_relay = { .lfd = -1, .stop = { -1, -1 } };
 
 static int tcp_to(int port)
 {
@@ -96,7 +99,7 @@ static bool write_all(int fd, const unsigned char *buf, size_t len)
 static bool relay_one(struct relay *r, int cfd)
 {
 	unsigned char buf[16384];
-	int mfd = tcp_to(master.port);
+	int mfd = tcp_to(r->target);
 	if (mfd < 0)
 		return true;
 	pthread_mutex_lock(&r->mu);
@@ -158,11 +161,12 @@ static void *relay_main(void *arg)
 	return NULL;
 }
 
-static int relay_start(struct relay *r)
+static int relay_start(struct relay *r, int target)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->target = target;
 	pthread_mutex_init(&r->mu, NULL);
 	r->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
@@ -300,8 +304,11 @@ out:
  * per table. Left out, because they change without any attempt:
  * endpoints.last_seen (the push server writes it in batches after an
  * agent's traffic, so the authenticated agent of the last rows moves it on
- * its own schedule). Nothing else is excluded: no heartbeat or sync runs
- * during the matrix (sync interval 1800 s, no agent connected between rows).
+ * its own schedule). Nothing else is excluded: no sync runs during the
+ * matrix (interval 1800 s, the relayed slave is stopped), no agent stays
+ * connected between rows, and the offline sweep turns an agent that
+ * authenticated in the setup offline only after 3 missed heartbeats
+ * (180 s), far longer than the matrix takes.
  */
 static const char snapshot_sql[] =
     "SELECT string_agg(c.relname || '=' || (xpath('/row/s/text()', query_to_xml(format("
@@ -403,7 +410,7 @@ static void sync_frame(const char *base, uint16_t type, const char *payload, cha
 		/* The alert came first and failed the write. */
 		unsigned long e = ERR_peek_last_error();
 		snprintf(out, len, "TLS alert: %s",
-			 e ? ERR_reason_error_string(e) : "lost in the reset that followed it");
+			 e ? ERR_reason_error_string(e) : "reset before it was read");
 		ERR_clear_error();
 	} else {
 		outcome(ssl, out, len);
@@ -412,6 +419,7 @@ static void sync_frame(const char *base, uint16_t type, const char *payload, cha
 }
 
 static char hello[256];
+static void enrol_with(const char *token, const char *name, char *out, size_t len);
 
 static void make_hello(const char *name)
 {
@@ -464,31 +472,53 @@ static void at_agent_auth_on_sync(char *out, size_t len)
 	sync_frame(NULL, A_AUTH, msg, out, len);
 }
 
-static void at_replay(char *out, size_t len)
+/* Sends what r recorded to its target again, as it was. */
+static void replay(struct relay *r, char *out, size_t len)
 {
 	unsigned char junk[4096];
-	pthread_mutex_lock(&relay.mu);
-	size_t n = relay.reclen;
+	pthread_mutex_lock(&r->mu);
+	size_t n = r->reclen;
 	unsigned char *bytes = n ? malloc(n) : NULL;
 	if (bytes)
-		memcpy(bytes, relay.rec, n);
-	pthread_mutex_unlock(&relay.mu);
+		memcpy(bytes, r->rec, n);
+	pthread_mutex_unlock(&r->mu);
 	if (!bytes) {
 		snprintf(out, len, "nothing captured");
 		return;
 	}
-	int fd = tcp_to(master.port);
+	int fd = tcp_to(r->target);
 	struct timeval tv = { .tv_sec = 20 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	/* The master may cut the connection before it has read everything. */
+	/* The server may cut the connection before it has read everything. */
 	(void)write_all(fd, bytes, n);
-	ssize_t r;
-	while ((r = read(fd, junk, sizeof(junk))) > 0)
+	ssize_t got;
+	while ((got = read(fd, junk, sizeof(junk))) > 0)
 		;
-	snprintf(out, len, r == 0 || errno == ECONNRESET ? "closed" : "open");
+	snprintf(out, len, got == 0 || errno == ECONNRESET ? "closed" : "open");
 	fprintf(stderr, "  replayed %zu captured bytes\n", n);
 	close(fd);
 	free(bytes);
+}
+
+static void at_replay(char *out, size_t len)
+{
+	replay(&relay, out, len);
+}
+
+static void at_agent_replay(char *out, size_t len)
+{
+	replay(&agent_relay, out, len);
+}
+
+static void at_hello_other_slave(char *out, size_t len)
+{
+	make_hello("am-relay");
+	sync_frame("slave", MSG_HELLO, hello, out, len);
+}
+
+static void at_agent_token_on_sync(char *out, size_t len)
+{
+	enrol_with(agent_token, "am-pend", out, len);
 }
 
 static void at_batch_before_hello(char *out, size_t len)
@@ -593,6 +623,34 @@ static void at_slave_cert_auth(char *out, size_t len)
 }
 
 static char *expired_agent_token;
+
+static void at_slave_token_on_push(char *out, size_t len)
+{
+	/* Not pinned: the token's pin is the master's CA, not the slave's agent CA. */
+	struct hagent a;
+	if (!ha_new(&a)) {
+		snprintf(out, len, "no key");
+		return;
+	}
+	agent_frame(ht_connect(slave.push_port, NULL, NULL), A_ENROL, ha_enrol_msg(&a, pend_token),
+		    out, len);
+	EVP_PKEY_free(a.key);
+}
+
+static struct hagent revoked;
+
+/* Outside the snapshot: an agent enrols, then the operator revokes it. */
+static bool prep_revoked(void)
+{
+	return ha_new(&revoked) && ha_enrol(&slave, &revoked, agent_token) &&
+	       hp_ctl(&slave, NULL, "endpoint", "revoke", revoked.id, NULL) == 0;
+}
+
+static void at_revoked_agent(char *out, size_t len)
+{
+	SSL *ssl = ha_connect_pinned(&slave, agent_token);
+	agent_frame(ssl, A_AUTH, ssl ? ha_auth_msg(ssl, &revoked) : NULL, out, len);
+}
 static char *dp_token;
 
 static void at_agent_token_expired(char *out, size_t len)
@@ -763,6 +821,8 @@ static const struct row matrix[] = {
 	  true, "A_AUTH (type 102) is not allowed in state master_preauth" },
 	{ "sync", "replayed capture of a slave's session", NULL, at_replay, "closed", true,
 	  "decryption failed or bad record mac" },
+	{ "sync", "HELLO naming another slave", NULL, at_hello_other_slave, "ERROR protocol", true,
+	  "HELLO names slave 'am-relay' but the certificate" },
 	{ "sync", "UPLOAD_BATCH before HELLO", NULL, at_batch_before_hello, "ERROR protocol", true,
 	  "UPLOAD_BATCH (type 20) is not allowed in state master_authed" },
 	{ "sync", "WELCOME sent by a slave", NULL, at_welcome_from_slave, "ERROR protocol", true,
@@ -775,6 +835,8 @@ static const struct row matrix[] = {
 	  "expired" },
 	{ "sync", "forged enrolment token (wrong secret)", NULL, at_slave_token_forged,
 	  "ERROR token", true, "unknown enrolment token" },
+	{ "sync", "agent token as an enrolment token", NULL, at_agent_token_on_sync, "ERROR token",
+	  true, "token was not issued by this master (CA pin differs)" },
 	{ "agent", "slave certificate and HELLO", NULL, at_slave_on_push, "ERROR protocol", false,
 	  "HELLO (type 10) is not allowed in state PREAUTH" },
 	{ "agent", "slave certificate with an agent's id", NULL, at_slave_cert_auth, "ERROR auth",
@@ -783,10 +845,16 @@ static const struct row matrix[] = {
 	  "token expired at" },
 	{ "agent", "forged agent token (wrong secret)", NULL, at_agent_token_forged, "ERROR token",
 	  false, "unknown agent token" },
+	{ "agent", "slave enrolment token as an agent token", NULL, at_slave_token_on_push,
+	  "ERROR token", false, "the token was not issued by this slave (CA pin differs)" },
 	{ "agent", "unknown agent key", NULL, at_unknown_agent, "ERROR unregistered", false,
 	  "is unknown or revoked" },
 	{ "agent", "enrolled agent's id, another key", NULL, at_stolen_agent_id, "ERROR auth",
 	  false, "key proof failed for agent id" },
+	{ "agent", "revoked agent", prep_revoked, at_revoked_agent, "ERROR unregistered", false,
+	  "is unknown or revoked" },
+	{ "agent", "replayed capture of an agent's session", NULL, at_agent_replay, "closed", false,
+	  "decryption failed or bad record mac" },
 	{ "agent", "A_HEARTBEAT before A_AUTH", NULL, at_heartbeat_preauth, "ERROR protocol", false,
 	  "A_HEARTBEAT (type 110) is not allowed in state PREAUTH" },
 	{ "agent", "A_POLICY_GET before A_AUTH", NULL, at_policy_preauth, "ERROR protocol", false,
@@ -851,12 +919,12 @@ static void run_row(const struct row *r, struct result *res)
 
 static void print_summary(void)
 {
-	printf("\n%-5s | %-40s | %-40s | %-3s | %s\n", "port", "attempt", "refused how", "db",
+	printf("\n%-5s | %-40s | %-44s | %-3s | %s\n", "port", "attempt", "refused how", "db",
 	       "log reason");
 	for (size_t i = 0; i < NROWS; i++) {
 		const struct row *r = &matrix[i];
 		const struct result *res = &results[i];
-		printf("%-5s | %-40s | %-40.40s | %-3s | %s%s\n", r->port, r->attempt, res->got,
+		printf("%-5s | %-40s | %-44.44s | %-3s | %s%s\n", r->port, r->attempt, res->got,
 		       res->db_ok ? "=" : "CHG",
 		       r->on_master ? "master: " : "slave: ", res->log_ok ? r->log : "(none)");
 	}
@@ -962,6 +1030,24 @@ static bool relayed_synced(void *arg)
 	return hp_log_contains(&master, "slave 'am-relay' sync done");
 }
 
+/* A real agent session (authentication and a policy round trip) through agent_relay. */
+static int record_agent_session(void)
+{
+	uint16_t type;
+	struct hnode via = slave;
+	if (relay_start(&agent_relay, slave.push_port) != 0)
+		return -1;
+	via.push_port = agent_relay.port;
+	SSL *ssl = ha_auth(&via, &good, agent_token, NULL);
+	if (!ssl || ha_send_json(ssl, A_POLICY_GET, json_object()) != 0) {
+		ht_close(ssl);
+		return -1;
+	}
+	json_decref(ha_recv_json(ssl, &type));
+	ht_close(ssl);
+	return type == A_POLICY ? 0 : -1;
+}
+
 static int suite_setup(void)
 {
 	static const char seed_sql[] =
@@ -999,7 +1085,7 @@ static int suite_setup(void)
 		return -1;
 
 	/* A slave whose whole traffic to the master goes through the recording relay. */
-	if (relay_start(&relay) != 0 ||
+	if (relay_start(&relay, master.port) != 0 ||
 	    hp_slave_init(&relayed, "am-relay", relay.port, 1800, NULL) != 0 ||
 	    hp_start(&relayed) != 0)
 		return -1;
@@ -1031,7 +1117,7 @@ static int suite_setup(void)
 		    "UPDATE agent_tokens SET expires_at = now() - interval '1 hour' WHERE id = $1",
 		    1, p) != 0)
 		return -1;
-	if (make_certs() != 0)
+	if (make_certs() != 0 || record_agent_session() != 0)
 		return -1;
 	char f[700], t[700];
 	snprintf(f, sizeof(f), "%s/slave.key", slave.dir);
@@ -1046,11 +1132,13 @@ static int suite_setup(void)
 static int suite_clean(void)
 {
 	relay_stop(&relay);
+	relay_stop(&agent_relay);
 	hp_cleanup(&relayed);
 	hp_cleanup(&gone);
 	hp_cleanup(&slave);
 	hp_cleanup(&master);
 	EVP_PKEY_free(good.key);
+	EVP_PKEY_free(revoked.key);
 	free(agent_token);
 	free(expired_agent_token);
 	free(dp_token);
