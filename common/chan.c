@@ -223,6 +223,13 @@ static void chan_error_text(struct chan *ch, char *buf, size_t len)
 			ERR_error_string_n(e, buf + used, len - used);
 			used = strlen(buf);
 		}
+		/* "certificate verify failed" alone does not say what was wrong with it. */
+		SSL *ssl = bufferevent_openssl_get_ssl(ch->bev);
+		long vr = SSL_get_verify_result(ssl);
+		if (used > 0 && vr != X509_V_OK && used + 2 < len) {
+			snprintf(buf + used, len - used, ": %s", X509_verify_cert_error_string(vr));
+			used = strlen(buf);
+		}
 	}
 	if (used > 0)
 		return;

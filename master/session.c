@@ -9,6 +9,7 @@
 
 #include <event2/bufferevent_ssl.h>
 
+#include "agentproto.h"
 #include "apply.h"
 #include "chan.h"
 #include "log.h"
@@ -323,6 +324,13 @@ static int identify(struct session *s)
 	return 0;
 }
 
+/* An agent's frame sent to the sync port is named by the agent protocol in the log. */
+static const char *msg_name(uint16_t type)
+{
+	const char *name = proto_msg_name(type);
+	return strcmp(name, "UNKNOWN") == 0 ? agentproto_msg_name(type) : name;
+}
+
 static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
 		       void *arg)
 {
@@ -346,7 +354,7 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 	}
 	if (!proto_allowed(s->pst, type)) {
 		session_fail(s, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
-			     proto_msg_name(type), type, proto_state_name(s->pst));
+			     msg_name(type), type, proto_state_name(s->pst));
 		return;
 	}
 	if (type == MSG_UPLOAD_BATCH) {

@@ -415,7 +415,8 @@ static void auth_claimed(struct agent_conn *c, const struct agent_rec *rec)
 	free(c->ekm);
 	c->ekm = NULL;
 	if (bad != 0) {
-		push_conn_fail(c, AGENT_ERR_AUTH, "key proof failed");
+		push_conn_fail(c, AGENT_ERR_AUTH, "key proof failed for agent id %s",
+			       c->claim->agent_id);
 		return;
 	}
 	if (route(c) != 0)
@@ -734,6 +735,13 @@ static enum agent_state proto_state(enum conn_state st)
 	return st == CONN_AUTHED ? AST_SERVER_AUTHED : AST_SERVER_PREAUTH;
 }
 
+/* A slave's frame sent to the agent port is named by the sync protocol in the log. */
+static const char *msg_name(uint16_t type)
+{
+	const char *name = agentproto_msg_name(type);
+	return strcmp(name, "UNKNOWN") == 0 ? proto_msg_name(type) : name;
+}
+
 void push_conn_message(struct agent_conn *c, uint16_t type, const uint8_t *payload, size_t len)
 {
 	char err[512];
@@ -758,7 +766,7 @@ void push_conn_message(struct agent_conn *c, uint16_t type, const uint8_t *paylo
 	} else if (!agentproto_allowed(proto_state(c->st), type) ||
 		   (c->via && (type == A_DP_ENROL || type == A_DP_AUTH))) {
 		push_conn_fail(c, PROTO_ERR_PROTOCOL, "message %s (type %u) is not allowed in state %s",
-			  agentproto_msg_name(type), type, conn_state_name(c->st));
+			  msg_name(type), type, conn_state_name(c->st));
 	} else {
 		switch (type) {
 		case A_ENROL:
