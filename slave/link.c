@@ -1134,25 +1134,24 @@ json_t *link_status(struct link *l, char *err, size_t errlen)
 	/* Every stream is listed, also one that never went up. */
 	json_t *rows = json_array();
 	for (size_t i = 0; i < stream_count; i++) {
-		json_t *row = json_pack("[s, i, i, i, I, o]", bl[i].stream, 0, 0, 0,
-					(json_int_t)bl[i].rows,
-					isnan(bl[i].age_s) ? json_null()
-							   : json_integer((json_int_t)bl[i].age_s));
+		json_t *row = json_pack(
+		    "[s, i, i, i, I, o]", bl[i].stream, 0, 0, 0, (json_int_t)bl[i].rows,
+		    isnan(bl[i].age_s) ? json_null() : json_integer((json_int_t)bl[i].age_s));
 		for (int r = 0; r < PQntuples(res); r++) {
 			if (strcmp(PQgetvalue(res, r, 0), bl[i].stream) != 0)
 				continue;
 			for (int c = 1; c <= 3; c++)
-				json_array_set_new(row, (size_t)c,
-						   json_integer(strtoll(PQgetvalue(res, r, c), NULL,
-									10)));
+				json_array_set_new(
+				    row, (size_t)c,
+				    json_integer(strtoll(PQgetvalue(res, r, c), NULL, 10)));
 		}
 		json_array_append_new(rows, row);
 	}
 	PQclear(res);
 	free(bl);
 	json_t *t = json_pack("{s:[s, s, s, s, s, s], s:o, s:o}", "columns", "stream", "rows_last",
-			      "rows_total", "acked_version", "backlog_rows", "backlog_age_s", "rows",
-			      rows, "fields", fields);
+			      "rows_total", "acked_version", "backlog_rows", "backlog_age_s",
+			      "rows", rows, "fields", fields);
 	return t;
 }
 
@@ -1169,8 +1168,8 @@ static int backlog_count(struct link *l, char *err, size_t errlen)
 		for (int r = 0; r < PQntuples(res); r++)
 			if (strcmp(PQgetvalue(res, r, 0), stream_defs[i].name) == 0)
 				acked = PQgetvalue(res, r, 1);
-		if (!sql || db_query_value(link_db(l), sql, 1, &acked, n, sizeof(n), err,
-					   errlen) != 0) {
+		if (!sql ||
+		    db_query_value(link_db(l), sql, 1, &acked, n, sizeof(n), err, errlen) != 0) {
 			if (!sql)
 				snprintf(err, errlen, "no backlog count for stream %s",
 					 stream_defs[i].name);
@@ -1192,8 +1191,7 @@ static int backlog_count(struct link *l, char *err, size_t errlen)
 	return 0;
 }
 
-int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err,
-		 size_t errlen)
+int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err, size_t errlen)
 {
 	int64_t now_ms = clk_mono_ms();
 	if (!backlog_fresh(now_ms, l->backlog_at_ms, BACKLOG_CACHE_MS) &&

@@ -39,7 +39,7 @@ struct link_backlog {
  * master acknowledged in the running session's upload, else in the last
  * session's (NAN before any). Counted at most every BACKLOG_CACHE_MS.
  */
-int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err,
-		 size_t errlen) __attribute__((warn_unused_result));
+int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

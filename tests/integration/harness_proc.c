@@ -87,7 +87,9 @@ int hp_write_config(struct hnode *n, const char *extra_xml)
 	fprintf(f, "  <database conninfo=\"%s\" retry-interval=\"1\"/>\n", ci);
 	fprintf(f, "  <admin socket=\"%s\"/>\n", n->sock);
 	if (n->master && n->sync_addr[0])
-		fprintf(f, "  <sync-listen address=\"%s\" port=\"%d\" hosts=\"%s,127.0.0.1,localhost\"/>\n",
+		fprintf(f,
+			"  <sync-listen address=\"%s\" port=\"%d\" "
+			"hosts=\"%s,127.0.0.1,localhost\"/>\n",
 			n->sync_addr, n->port, n->sync_addr);
 	else if (n->master)
 		fprintf(f, "  <sync-listen address=\"127.0.0.1\" port=\"%d\" hosts=\"127.0.0.1,localhost\"/>\n",
