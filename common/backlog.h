@@ -22,7 +22,7 @@
 /* SELECT count(*) of the stream's rows above $1::bigint; NULL for an unknown stream. */
 const char *backlog_count_sql(const char *stream);
 
-/* rows per second over elapsed_ms; NAN when nothing elapsed or rows < 0. */
+/* rows per second over elapsed_ms (at least 1 ms); NAN when either is negative. */
 double backlog_rate(int64_t rows, int64_t elapsed_ms);
 
 /*

@@ -209,7 +209,7 @@ static void session_done(struct link *l, bool ok, const char *error)
 	if (!l->in_session)
 		return;
 	l->in_session = false;
-	if (l->upload_t0_ms > 0) {
+	if (l->upload_t0_ms > 0) { /* ended during the upload */
 		l->rate_last = backlog_rate(l->acked_rows, clk_mono_ms() - l->upload_t0_ms);
 		l->upload_t0_ms = 0;
 	}
@@ -572,6 +572,9 @@ static void pump_upload(struct link *l)
 	}
 	if (l->uploads_done && l->inflight == 0 && !l->upload_done_sent) {
 		l->upload_done_sent = true;
+		/* The upload is over: its rate leaves the download out. */
+		l->rate_last = backlog_rate(l->acked_rows, clk_mono_ms() - l->upload_t0_ms);
+		l->upload_t0_ms = 0;
 		send_empty(l, MSG_UPLOAD_DONE);
 	}
 }

@@ -54,12 +54,7 @@ int hp_free_port(void)
 
 static int node_init(struct hnode *n, const char *name, bool master)
 {
-	char netns[sizeof(n->netns)], sync_addr[sizeof(n->sync_addr)];
-	memcpy(netns, n->netns, sizeof(netns));
-	memcpy(sync_addr, n->sync_addr, sizeof(sync_addr));
 	memset(n, 0, sizeof(*n));
-	memcpy(n->netns, netns, sizeof(netns));
-	memcpy(n->sync_addr, sync_addr, sizeof(sync_addr));
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	n->master = master;
 	snprintf(n->dir, sizeof(n->dir), "%s/%s", hp_root(), name);

@@ -431,10 +431,12 @@ static int suite_init(void)
 	signal(SIGPIPE, SIG_IGN);
 	if (hpg_require() != 0 || netns_setup() != 0 || write_token() != 0)
 		return -1;
+	snprintf(xml, sizeof(xml), "  <limits session-timeout=\"%d\"/>", SESSION_TIMEOUT);
+	if (hp_master_init(&master, "hq", xml) != 0)
+		return -1;
 	snprintf(master.netns, sizeof(master.netns), "%s", ns_m);
 	snprintf(master.sync_addr, sizeof(master.sync_addr), "%s", addr_m);
-	snprintf(xml, sizeof(xml), "  <limits session-timeout=\"%d\"/>", SESSION_TIMEOUT);
-	if (hp_master_init(&master, "hq", xml) != 0 || hp_start(&master) != 0)
+	if (hp_write_config(&master, xml) != 0 || hp_start(&master) != 0)
 		return -1;
 	if (hp_slave_init(&slave, "edge", master.port, INTERVAL, NULL) != 0)
 		return -1;

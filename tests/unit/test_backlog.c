@@ -35,7 +35,8 @@ static void test_rate(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CU_ASSERT_DOUBLE_EQUAL(backlog_rate(cases[i].rows, cases[i].ms), cases[i].want,
 				       1e-9);
-	CU_ASSERT_TRUE(isnan(backlog_rate(10, 0)));
+	CU_ASSERT_DOUBLE_EQUAL(backlog_rate(10, 0), 10000.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(backlog_rate(0, 0), 0.0, 1e-9);
 	CU_ASSERT_TRUE(isnan(backlog_rate(10, -5)));
 	CU_ASSERT_TRUE(isnan(backlog_rate(-1, 1000)));
 }
