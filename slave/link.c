@@ -596,6 +596,29 @@ static long long targets_update(struct link *l, const char *when)
 	return moved;
 }
 
+/*
+ * The master's watermarks are what it holds: an ACK lost with a cut
+ * connection, or a master restored from an older backup, moves the
+ * backlog's base (sync status, /metrics) to the truth.
+ */
+static void record_watermarks(struct link *l, json_t *wm)
+{
+	char err[512], v[24];
+	for (size_t i = 0; i < stream_count; i++) {
+		snprintf(v, sizeof(v), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(wm, stream_defs[i].name)));
+		const char *p[] = { stream_defs[i].name, v };
+		if (db_exec(link_db(l),
+			    "INSERT INTO sync_stream_stats (stream, acked_version) "
+			    "VALUES ($1, $2::bigint) ON CONFLICT (stream) DO UPDATE "
+			    "SET acked_version = EXCLUDED.acked_version "
+			    "WHERE sync_stream_stats.acked_version <> EXCLUDED.acked_version",
+			    2, p, err, sizeof(err)) != 0)
+			log_warnx("link: %s", err);
+	}
+	l->backlog_at_ms = 0;
+}
+
 static void on_welcome(struct link *l, json_t *o)
 {
 	json_t *wm;
@@ -622,6 +645,7 @@ static void on_welcome(struct link *l, json_t *o)
 	}
 	json_decref(l->wm);
 	l->wm = json_incref(wm);
+	record_watermarks(l, wm);
 	/* Endpoints enrolled since the last session get their target before it goes up. */
 	l->targets_moved = false;
 	targets_update(l, "welcome");
