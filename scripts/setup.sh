@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libpq-dev libxml2-dev libxml2-utils libssl-dev
       libevent-dev libjansson-dev libcunit1-dev postgresql-15 postgresql-client-15 openssl
-      util-linux procps iproute2 valgrind)
+      util-linux procps iproute2 valgrind nftables curl)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,12 +1,15 @@
 #include "httpapi.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "link.h"
 #include "metrics.h"
 #include "slave.h"
+#include "stream.h"
 #include "workers.h"
 
 static int workers_running(const struct slave *sl)
@@ -66,6 +69,39 @@ static const char endpoints_sql[] =
     " extract(epoch FROM now() - max(last_seen) FILTER (WHERE status = 'online')) "
     "FROM endpoints";
 
+/* The backlog towards the master (common/backlog.h), counted at most every few seconds. */
+static int sync_backlog_metrics(struct slave *sl, struct evbuffer *out, char *err, size_t errlen)
+{
+	struct link_backlog *bl = calloc(stream_count, sizeof(*bl));
+	double rate;
+	if (!bl) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (link_backlog(sl->link, bl, &rate, err, errlen) != 0) {
+		free(bl);
+		return -1;
+	}
+	metrics_family(out, "strata_slave_sync_backlog_rows", METRICS_GAUGE,
+		       "Rows not yet acknowledged by the master, by stream.");
+	for (size_t i = 0; i < stream_count; i++)
+		metrics_sample(out, "strata_slave_sync_backlog_rows", (double)bl[i].rows, "stream",
+			       bl[i].stream, NULL);
+	metrics_family(out, "strata_slave_sync_backlog_age_seconds", METRICS_GAUGE,
+		       "Seconds the master has lacked the stream's changes: since the start of the "
+		       "last successful sync while rows wait, else 0.");
+	for (size_t i = 0; i < stream_count; i++)
+		if (!isnan(bl[i].age_s))
+			metrics_sample(out, "strata_slave_sync_backlog_age_seconds",
+				       floor(bl[i].age_s), "stream", bl[i].stream, NULL);
+	gauge1(out, "strata_slave_sync_upload_rate_rows_per_second", METRICS_GAUGE,
+	       "Rows per second the master acknowledged in the running session's upload, else in "
+	       "the last session's.",
+	       rate);
+	free(bl);
+	return 0;
+}
+
 static int slave_metrics(void *arg, struct evbuffer *out, char *err, size_t errlen)
 {
 	struct slave *sl = arg;
@@ -114,6 +150,9 @@ static int slave_metrics(void *arg, struct evbuffer *out, char *err, size_t errl
 		metrics_sample(out, "strata_slave_sync_rows_sent_total", cell(res, r, 1), "stream",
 			       PQgetvalue(res, r, 0), NULL);
 	PQclear(res);
+
+	if (sync_backlog_metrics(sl, out, err, errlen) != 0)
+		return -1;
 
 	snprintf(hb, sizeof(hb), "%d", sl->d.cfg.heartbeat_interval);
 	const char *params[] = { hb };

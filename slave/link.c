@@ -1,6 +1,7 @@
 #include "link.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,9 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/rand.h>
 
+#include "backlog.h"
 #include "chan.h"
+#include "clk.h"
 #include "dbjson.h"
 #include "effective.h"
 #include "log.h"
@@ -59,6 +62,7 @@ struct link {
 	int inflight;
 	/* Streams of the batches in flight, oldest first: ACKs come in order. */
 	const char *inflight_stream[LINK_UPLOAD_WINDOW];
+	int64_t inflight_rows[LINK_UPLOAD_WINDOW];
 	bool uploads_done, upload_done_sent;
 	/* A download moved endpoints' policy targets after they went up: the
 	 * next session follows at once to send them. */
@@ -68,6 +72,15 @@ struct link {
 	int received;
 	time_t started;
 	int backoff;
+
+	/* Backlog figures (backlog.h): the session's upload, and the counts
+	 * served to `sync status` and /metrics for BACKLOG_CACHE_MS. */
+	int64_t acked_rows;   /* rows the master acknowledged in this session */
+	int64_t upload_t0_ms; /* WELCOME of this session; 0 outside an upload */
+	double rate_last;     /* rows/s of the last session's upload, NAN before one */
+	int64_t *backlog;     /* per stream_defs entry */
+	double caught_up;     /* epoch start of the last successful session, NAN unknown */
+	int64_t backlog_at_ms;
 };
 
 static void link_enter(struct link *l, enum proto_state next)
@@ -196,7 +209,12 @@ static void session_done(struct link *l, bool ok, const char *error)
 	if (!l->in_session)
 		return;
 	l->in_session = false;
+	if (l->upload_t0_ms > 0) { /* ended during the upload */
+		l->rate_last = backlog_rate(l->acked_rows, clk_mono_ms() - l->upload_t0_ms);
+		l->upload_t0_ms = 0;
+	}
 	record_session(l, ok, error);
+	l->backlog_at_ms = 0; /* the next question counts again */
 	if (ok) {
 		int64_t total = 0;
 		const char *k;
@@ -536,6 +554,7 @@ static void pump_upload(struct link *l)
 			json_object_set_new(l->sent, sd->name,
 					    json_integer(json_integer_value(n) + b.rows));
 			l->next_from = to;
+			l->inflight_rows[l->inflight] = b.rows;
 			l->inflight_stream[l->inflight++] = sd->name;
 		}
 		bool exhausted = b.rows < link_cfg(l)->repl_batch_rows && b.len <= b.limit &&
@@ -553,6 +572,9 @@ static void pump_upload(struct link *l)
 	}
 	if (l->uploads_done && l->inflight == 0 && !l->upload_done_sent) {
 		l->upload_done_sent = true;
+		/* The upload is over: its rate leaves the download out. */
+		l->rate_last = backlog_rate(l->acked_rows, clk_mono_ms() - l->upload_t0_ms);
+		l->upload_t0_ms = 0;
 		send_empty(l, MSG_UPLOAD_DONE);
 	}
 }
@@ -572,6 +594,29 @@ static long long targets_update(struct link *l, const char *when)
 	else if (moved > 0)
 		log_info("link: %lld endpoint(s) told to fetch their new effective policy", moved);
 	return moved;
+}
+
+/*
+ * The master's watermarks are what it holds: an ACK lost with a cut
+ * connection, or a master restored from an older backup, moves the
+ * backlog's base (sync status, /metrics) to the truth.
+ */
+static void record_watermarks(struct link *l, json_t *wm)
+{
+	char err[512], v[24];
+	for (size_t i = 0; i < stream_count; i++) {
+		snprintf(v, sizeof(v), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(wm, stream_defs[i].name)));
+		const char *p[] = { stream_defs[i].name, v };
+		if (db_exec(link_db(l),
+			    "INSERT INTO sync_stream_stats (stream, acked_version) "
+			    "VALUES ($1, $2::bigint) ON CONFLICT (stream) DO UPDATE "
+			    "SET acked_version = EXCLUDED.acked_version "
+			    "WHERE sync_stream_stats.acked_version <> EXCLUDED.acked_version",
+			    2, p, err, sizeof(err)) != 0)
+			log_warnx("link: %s", err);
+	}
+	l->backlog_at_ms = 0;
 }
 
 static void on_welcome(struct link *l, json_t *o)
@@ -600,10 +645,13 @@ static void on_welcome(struct link *l, json_t *o)
 	}
 	json_decref(l->wm);
 	l->wm = json_incref(wm);
+	record_watermarks(l, wm);
 	/* Endpoints enrolled since the last session get their target before it goes up. */
 	l->targets_moved = false;
 	targets_update(l, "welcome");
 	l->stream_idx = 0;
+	l->acked_rows = 0;
+	l->upload_t0_ms = clk_mono_ms();
 	l->next_from = json_integer_value(json_object_get(wm, stream_defs[0].name));
 	link_enter(l, PST_SLAVE_UPLOAD);
 	pump_upload(l);
@@ -629,8 +677,11 @@ static void on_upload_ack(struct link *l, json_t *o)
 		return;
 	}
 	l->inflight--;
+	l->acked_rows += l->inflight_rows[0];
 	memmove(&l->inflight_stream[0], &l->inflight_stream[1],
 		(size_t)l->inflight * sizeof(l->inflight_stream[0]));
+	memmove(&l->inflight_rows[0], &l->inflight_rows[1],
+		(size_t)l->inflight * sizeof(l->inflight_rows[0]));
 	snprintf(wm_s, sizeof(wm_s), "%" PRId64, (int64_t)wm);
 	const char *p[] = { stream, wm_s };
 	if (db_exec(link_db(l),
@@ -929,6 +980,13 @@ struct link *link_new(struct slave *sl)
 		return NULL;
 	l->sl = sl;
 	l->pst = PST_SLAVE_IDLE;
+	l->rate_last = NAN;
+	l->caught_up = NAN;
+	l->backlog = calloc(stream_count, sizeof(*l->backlog));
+	if (!l->backlog) {
+		free(l);
+		return NULL;
+	}
 	l->timer = evtimer_new(sl->d.base, on_timer, l);
 	l->ping = evtimer_new(sl->d.base, on_ping, l);
 	return l;
@@ -954,6 +1012,7 @@ void link_free(struct link *l)
 	EVP_PKEY_free(l->enrol_key);
 	json_decref(l->wm);
 	json_decref(l->sent);
+	free(l->backlog);
 	free(l);
 }
 
@@ -1079,18 +1138,101 @@ json_t *link_status(struct link *l, char *err, size_t errlen)
 	json_object_set_new(fields, "in_progress", json_boolean(l->in_session));
 	json_object_set_new(fields, "connected", json_boolean(l->connected));
 	json_object_set_new(fields, "interval_s", json_integer(link_cfg(l)->repl_interval));
+	struct link_backlog *bl = calloc(stream_count, sizeof(*bl));
+	double rate;
+	if (!bl || link_backlog(l, bl, &rate, err, errlen) != 0) {
+		if (!bl)
+			snprintf(err, errlen, "out of memory");
+		free(bl);
+		json_decref(fields);
+		return NULL;
+	}
+	json_object_set_new(fields, "upload_rate_rows_s",
+			    isnan(rate) ? json_null() : json_real(round(rate * 10) / 10));
 	res = db_query(link_db(l),
 		       "SELECT stream, rows_last, rows_total, acked_version FROM sync_stream_stats "
 		       "ORDER BY stream",
 		       0, NULL, err, errlen);
 	if (!res) {
+		free(bl);
 		json_decref(fields);
 		return NULL;
 	}
-	json_t *t = dbjson_table(res);
+	/* Every stream is listed, also one that never went up. */
+	json_t *rows = json_array();
+	for (size_t i = 0; i < stream_count; i++) {
+		json_t *row = json_pack(
+		    "[s, i, i, i, I, o]", bl[i].stream, 0, 0, 0, (json_int_t)bl[i].rows,
+		    isnan(bl[i].age_s) ? json_null() : json_integer((json_int_t)bl[i].age_s));
+		for (int r = 0; r < PQntuples(res); r++) {
+			if (strcmp(PQgetvalue(res, r, 0), bl[i].stream) != 0)
+				continue;
+			for (int c = 1; c <= 3; c++)
+				json_array_set_new(
+				    row, (size_t)c,
+				    json_integer(strtoll(PQgetvalue(res, r, c), NULL, 10)));
+		}
+		json_array_append_new(rows, row);
+	}
 	PQclear(res);
-	json_object_set_new(t, "fields", fields);
+	free(bl);
+	json_t *t = json_pack("{s:[s, s, s, s, s, s], s:o, s:o}", "columns", "stream", "rows_last",
+			      "rows_total", "acked_version", "backlog_rows", "backlog_age_s",
+			      "rows", rows, "fields", fields);
 	return t;
+}
+
+/* Counts every stream's rows above its acknowledged watermark (backlog.h). */
+static int backlog_count(struct link *l, char *err, size_t errlen)
+{
+	PGresult *res = db_query(link_db(l), "SELECT stream, acked_version FROM sync_stream_stats",
+				 0, NULL, err, errlen);
+	if (!res)
+		return -1;
+	for (size_t i = 0; i < stream_count; i++) {
+		const char *acked = "0", *sql = backlog_count_sql(stream_defs[i].name);
+		char n[24];
+		for (int r = 0; r < PQntuples(res); r++)
+			if (strcmp(PQgetvalue(res, r, 0), stream_defs[i].name) == 0)
+				acked = PQgetvalue(res, r, 1);
+		if (!sql ||
+		    db_query_value(link_db(l), sql, 1, &acked, n, sizeof(n), err, errlen) != 0) {
+			if (!sql)
+				snprintf(err, errlen, "no backlog count for stream %s",
+					 stream_defs[i].name);
+			PQclear(res);
+			return -1;
+		}
+		l->backlog[i] = strtoll(n, NULL, 10);
+	}
+	PQclear(res);
+	res = db_query(link_db(l),
+		       "SELECT extract(epoch FROM started_at) FROM sync_history WHERE ok "
+		       "ORDER BY id DESC LIMIT 1",
+		       0, NULL, err, errlen);
+	if (!res)
+		return -1;
+	l->caught_up = PQntuples(res) == 1 ? strtod(PQgetvalue(res, 0, 0), NULL) : NAN;
+	PQclear(res);
+	l->backlog_at_ms = clk_mono_ms();
+	return 0;
+}
+
+int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err, size_t errlen)
+{
+	int64_t now_ms = clk_mono_ms();
+	if (!backlog_fresh(now_ms, l->backlog_at_ms, BACKLOG_CACHE_MS) &&
+	    backlog_count(l, err, errlen) != 0)
+		return -1;
+	double now = clk_epoch();
+	for (size_t i = 0; i < stream_count; i++) {
+		out[i].stream = stream_defs[i].name;
+		out[i].rows = l->backlog[i];
+		out[i].age_s = backlog_age(l->backlog[i], now, l->caught_up);
+	}
+	*rate = l->upload_t0_ms > 0 ? backlog_rate(l->acked_rows, now_ms - l->upload_t0_ms)
+				    : l->rate_last;
+	return 0;
 }
 
 void link_start(struct link *l)

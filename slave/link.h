@@ -27,4 +27,19 @@ void link_unregister(struct link *l, struct admin_req *req, bool force);
 void link_sync_now(struct link *l, struct admin_req *req);
 json_t *link_status(struct link *l, char *err, size_t errlen);
 
+/* One upload stream's backlog (common/backlog.h). */
+struct link_backlog {
+	const char *stream; /* stream_defs[i].name */
+	int64_t rows;	    /* above the acknowledged watermark */
+	double age_s;	    /* 0 without a backlog; NAN when no session succeeded yet */
+};
+
+/*
+ * Fills out[stream_count] (in stream_defs order) and *rate, the rows/s the
+ * master acknowledged in the running session's upload, else in the last
+ * session's (NAN before any). Counted at most every BACKLOG_CACHE_MS.
+ */
+int link_backlog(struct link *l, struct link_backlog *out, double *rate, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif

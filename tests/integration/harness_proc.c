@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -80,7 +81,12 @@ int hp_write_config(struct hnode *n, const char *extra_xml)
 	fprintf(f, "  <log level=\"debug\"/>\n");
 	fprintf(f, "  <database conninfo=\"%s\" retry-interval=\"1\"/>\n", ci);
 	fprintf(f, "  <admin socket=\"%s\"/>\n", n->sock);
-	if (n->master)
+	if (n->master && n->sync_addr[0])
+		fprintf(f,
+			"  <sync-listen address=\"%s\" port=\"%d\" "
+			"hosts=\"%s,127.0.0.1,localhost\"/>\n",
+			n->sync_addr, n->port, n->sync_addr);
+	else if (n->master)
 		fprintf(f, "  <sync-listen address=\"127.0.0.1\" port=\"%d\" hosts=\"127.0.0.1,localhost\"/>\n",
 			n->port);
 	const char *extra = extra_xml ? extra_xml : "";
@@ -209,6 +215,17 @@ int hp_start(struct hnode *n)
 		dup2(fd, 1);
 		dup2(fd, 2);
 		close(fd);
+		if (n->netns[0]) {
+			char path[128];
+			snprintf(path, sizeof(path), "/run/netns/%s", n->netns);
+			int ns = open(path, O_RDONLY | O_CLOEXEC);
+			if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+				fprintf(stderr, "harness: cannot enter network namespace %s: %s\n",
+					n->netns, strerror(errno));
+				_exit(127);
+			}
+			close(ns);
+		}
 		execl(bin, bin, "-c", n->cfg, (char *)NULL);
 		_exit(127);
 	}
@@ -384,7 +401,7 @@ bool hp_wait_log(struct hnode *n, const char *needle, int timeout_s)
 
 int hp_enrol(struct hnode *master, struct hnode *slave)
 {
-	char *out = NULL, master_addr[64];
+	char *out = NULL, master_addr[96];
 	if (hp_ctl(master, &out, "--json", "slave", "add", slave->name, NULL) != 0) {
 		fprintf(stderr, "harness: slave add: %s\n", out);
 		free(out);
@@ -399,7 +416,8 @@ int hp_enrol(struct hnode *master, struct hnode *slave)
 	size_t n = strcspn(tok, "\"\n ");
 	snprintf(token, sizeof(token), "%.*s", (int)n, tok);
 	free(out);
-	snprintf(master_addr, sizeof(master_addr), "127.0.0.1:%d", master->port);
+	snprintf(master_addr, sizeof(master_addr), "%s:%d",
+		 master->sync_addr[0] ? master->sync_addr : "127.0.0.1", master->port);
 	int rc = hp_ctl(slave, &out, "register", "--master", master_addr, "--token", token, NULL);
 	if (rc != 0)
 		fprintf(stderr, "harness: register: %s\n", out);

@@ -23,6 +23,12 @@ struct hnode {
 	int port;	   /* master: sync port */
 	int push_port;	   /* slave: its push server's port */
 	pid_t pid;
+	/* Optional, set after hp_*_init (which clears them), then
+	 * hp_write_config: the network namespace (a name under /run/netns)
+	 * hp_start runs the daemon in, and the master's sync-listen address
+	 * (127.0.0.1 when empty), also used by hp_enrol. */
+	char netns[64];
+	char sync_addr[64];
 };
 
 /* A fresh directory for this test run (mkdtemp under /tmp). */
