@@ -40,7 +40,10 @@ const char *hp_root(void)
 int hp_free_port(void)
 {
 	for (int tries = 0; tries < 200; tries++) {
-		int port = 30000 + (int)(((unsigned)rand() ^ (unsigned)getpid() * 7919u) % 20000u);
+		/* Below the kernel's ephemeral range (32768-60999), so that no
+		 * outgoing connection takes the port between this check and the
+		 * daemon's bind. */
+		int port = 12000 + (int)(((unsigned)rand() ^ (unsigned)getpid() * 7919u) % 20000u);
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -125,18 +125,23 @@ static void test_command_at_next_poll(void)
 	CU_ASSERT(hp_wait(commands_acked, NULL, 10));
 }
 
-/* Established TCP connections whose local port is port (the server's side), from /proc. */
+/*
+ * Established TCP connections to port (the client's side: remote port is
+ * port), from /proc. The server's side is not counted by its local port:
+ * another program's outgoing connection may hold the same number as its
+ * ephemeral local port (the listener binds with SO_REUSEADDR).
+ */
 static int established_to(int port)
 {
 	char line[512];
-	unsigned lport, state;
+	unsigned rport, state;
 	int n = 0;
 	FILE *f = fopen("/proc/net/tcp", "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x", &lport, &state) == 2 &&
-		    (int)lport == port && state == 1)
+		if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &state) == 2 &&
+		    (int)rport == port && state == 1)
 			n++;
 	fclose(f);
 	return n;
