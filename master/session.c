@@ -248,7 +248,8 @@ static void send_download(struct session *s)
 	chan_send_json(s->ch, MSG_DOWNLOAD, d);
 	if (faultpoint_armed) {
 		char *text = json_dumps(d, JSON_COMPACT);
-		chan_faultpoint_midframe(s->ch, "master.download.midframe", text ? strlen(text) : 0);
+		chan_faultpoint_midframe(s->ch, "master.download.midframe",
+					 text ? strlen(text) : 0);
 		free(text);
 	}
 	json_decref(d);
