@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "faultpoint.h"
 #include "harness_faults.h"
 #include "harness_pg.h"
@@ -154,8 +156,13 @@ static int add_slave_work(int round)
 	return 0;
 }
 
-/* A new policy and task on the master, an update, and now and then a withdrawal. */
-static int add_master_work(int round)
+/*
+ * A new policy and task on the master, an update, and now and then a
+ * withdrawal. big_download adds a task of about 48 KiB for no endpoint,
+ * so that the DOWNLOAD leaves in several TLS records and a kill in its
+ * middle cuts it.
+ */
+static int add_master_work(int round, bool big_download)
 {
 	char name[64], settings[64], prev[64];
 	int rc = 0;
@@ -164,6 +171,22 @@ static int add_master_work(int round)
 	rc |= hp_ctl(&master, NULL, "policy", "create", name, "--settings", settings, NULL);
 	snprintf(name, sizeof(name), "kt-%d", round);
 	rc |= hp_ctl(&master, NULL, "task", "create", name, "--kind", "inventory", NULL);
+	if (big_download) {
+		json_t *params = json_object();
+		char *filler = malloc(48 * 1024 + 1), *text;
+		if (!params || !filler)
+			abort();
+		memset(filler, 'k', 48 * 1024);
+		filler[48 * 1024] = '\0';
+		json_object_set_new(params, "note", json_string(filler));
+		text = json_dumps(params, JSON_COMPACT);
+		snprintf(name, sizeof(name), "kt-big-%d", round);
+		rc |= hp_ctl(&master, NULL, "task", "create", name, "--kind", "scan", "--group",
+			     "/kill-nobody", "--params", text, NULL);
+		free(text);
+		free(filler);
+		json_decref(params);
+	}
 	if (round > 1) {
 		snprintf(prev, sizeof(prev), "kp-%d", round - 1);
 		snprintf(settings, sizeof(settings), "{\"heartbeat\": %d}", 300 + round % 200);
@@ -226,7 +249,9 @@ static int kill_round(int round, int kind, struct tally *t)
 	char label[96];
 	struct hnode *victim;
 	int pass = 1, rc = 0;
-	if (add_slave_work(round) != 0 || add_master_work(round) != 0) {
+	bool big =
+	    kind != KIND_RANDOM && strcmp(faultpoint_names[kind], "master.download.midframe") == 0;
+	if (add_slave_work(round) != 0 || add_master_work(round, big) != 0) {
 		CU_FAIL("cannot add work for the round");
 		return -1;
 	}
