@@ -238,7 +238,7 @@ static int sync_until_exit(struct hnode *victim, int timeout_s)
 enum { KIND_RANDOM = -1 };
 
 struct tally {
-	int rounds, passed, random_kills;
+	int rounds, passed, random_kills, random_cut;
 	int per_point[32];
 	long long rows;
 };
@@ -265,8 +265,15 @@ static int kill_round(int round, int kind, struct tally *t)
 			_exit(hp_ctl(&slave, NULL, "sync", "now", NULL));
 		usleep((useconds_t)delay_ms * 1000);
 		hp_kill9(victim);
-		waitpid(sync, NULL, 0);
+		int st = 0;
+		waitpid(sync, &st, 0);
+		/* A failed `sync now`: the kill cut the session; else it came after it. */
+		bool cut = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+		snprintf(label, sizeof(label), "random %s after %d ms (%s)",
+			 victim->master ? "master" : "slave", delay_ms,
+			 cut ? "cut a session" : "after the session");
 		t->random_kills++;
+		t->random_cut += cut;
 	} else {
 		const char *point = faultpoint_names[kind];
 		victim = strncmp(point, "master.", 7) == 0 ? &master : &slave;
@@ -351,8 +358,8 @@ static void test_kill_points(void)
 	printf("kill points: %d run, %d passed; per point:", t.rounds, t.passed);
 	for (size_t i = 0; i < npoints; i++)
 		printf(" %s=%d", faultpoint_names[i], t.per_point[i]);
-	printf(" random=%d; %lld rows compared; %lld s\n", t.random_kills, t.rows,
-	       (long long)(time(NULL) - t0));
+	printf(" random=%d (%d cut a session); %lld rows compared; %lld s\n", t.random_kills,
+	       t.random_cut, t.rows, (long long)(time(NULL) - t0));
 	CU_ASSERT_EQUAL(t.passed, k);
 	hp_check_log(master.log);
 	hp_check_log(slave.log);
