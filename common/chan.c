@@ -12,6 +12,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include "faultpoint.h"
 #include "frame.h"
 #include "log.h"
 #include "proto.h"
@@ -101,6 +102,36 @@ static void chan_flush_cap_cb(evutil_socket_t fd, short what, void *arg)
 	struct chan *ch = arg;
 	log_debug("%s: output not flushed within %d s of close", ch->peer, CHAN_FLUSH_CAP_SEC);
 	chan_schedule_free(ch);
+}
+
+struct chan_midframe {
+	const char *point;
+	size_t drained, target;
+};
+
+static void chan_midframe_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct chan_midframe *mf = arg;
+	mf->drained += info->n_deleted;
+	if (mf->drained >= mf->target)
+		faultpoint_kill(mf->point);
+}
+
+void chan_faultpoint_midframe(struct chan *ch, const char *point, size_t body_len)
+{
+	if (!faultpoint_armed || ch->closed || !faultpoint_due(point))
+		return;
+	struct evbuffer *out = bufferevent_get_output(ch->bev);
+	struct chan_midframe *mf = malloc(sizeof(*mf));
+	if (!mf)
+		faultpoint_kill(point);
+	/* Everything queued before this frame, then half of its body. */
+	size_t queued = evbuffer_get_length(out);
+	*mf = (struct chan_midframe){ point, 0, queued - body_len + body_len / 2 };
+	if (mf->target == 0 || !evbuffer_add_cb(out, chan_midframe_cb, mf))
+		faultpoint_kill(point);
+	log_debug("%s: %s armed: killed after %zu bytes leave the output buffer", ch->peer, point,
+		  mf->target);
 }
 
 size_t chan_output_pending(const struct chan *ch)

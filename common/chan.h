@@ -61,6 +61,14 @@ void chan_send_error(struct chan *ch, const char *code, const char *fmt, ...)
 /* Bulk frame: the JSON header, '\n', then body. */
 int chan_send_bulk(struct chan *ch, uint16_t type, json_t *hdr, const void *body, size_t body_len);
 
+/*
+ * Test hook (faultpoint.h): when this is the due pass of point, the
+ * process is killed once the first half of body_len bytes of the frame
+ * queued last has left the output buffer, so the peer sees a frame cut in
+ * the middle. Inert unless STRATA_FAULTPOINT names point.
+ */
+void chan_faultpoint_midframe(struct chan *ch, const char *point, size_t body_len);
+
 /* Bytes queued for output and not yet written. */
 size_t chan_output_pending(const struct chan *ch);
 /* Closes after pending output is flushed (or at once when nothing is pending). */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "faultpoint.h"
 #include "log.h"
 #include "sdnotify.h"
 
@@ -166,6 +167,11 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 		log_notice("starting %s %s as %s '%s' (config %s)", d->progname, STRATA_VERSION,
 			   cfg_role_name(role), d->cfg.name, d->cfg_path);
 	}
+
+	if (faultpoint_init(err, sizeof(err)) != 0)
+		log_fatalx("%s", err);
+	if (faultpoint_armed)
+		log_warnx("test hook armed: %s", getenv("STRATA_FAULTPOINT"));
 
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon_mkdirs(d->cfg.data_dir, 0700, err, sizeof(err)) != 0)

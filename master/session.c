@@ -12,6 +12,7 @@
 #include "agentproto.h"
 #include "apply.h"
 #include "chan.h"
+#include "faultpoint.h"
 #include "log.h"
 #include "net.h"
 #include "migrate.h"
@@ -124,6 +125,7 @@ static void on_hello(struct session *s, json_t *o)
 {
 	struct msg_hello msg;
 	char err[1024], sid[16], interval[16];
+	FAULTPOINT("master.session.start");
 	if (proto_decode_hello(o, &msg, err, sizeof(err)) != 0) {
 		session_fail(s, PROTO_ERR_PROTOCOL, "HELLO: %s", err);
 		return;
@@ -220,6 +222,7 @@ static void on_upload_batch(struct session *s, const uint8_t *payload, size_t le
 		(void)daemon_db_ensure(&s->m->d);
 		session_fail(s, PROTO_ERR_INTERNAL, "master database: %s", err);
 	} else {
+		FAULTPOINT("master.batch.committed");
 		json_t *n = json_object_get(s->rows, b.stream->name);
 		json_object_set_new(s->rows, b.stream->name,
 				    json_integer(json_integer_value(n) + b.rows));
@@ -244,6 +247,12 @@ static void send_download(struct session *s)
 	}
 	s->items_sent += items;
 	chan_send_json(s->ch, MSG_DOWNLOAD, d);
+	if (faultpoint_armed) {
+		char *text = json_dumps(d, JSON_COMPACT);
+		chan_faultpoint_midframe(s->ch, "master.download.midframe",
+					 text ? strlen(text) : 0);
+		free(text);
+	}
 	json_decref(d);
 }
 
@@ -256,6 +265,7 @@ static void on_download_ack(struct session *s, json_t *o)
 			     "}", s->pub_pending);
 		return;
 	}
+	FAULTPOINT("master.download.acked");
 	s->pub_version = v;
 	snprintf(sid, sizeof(sid), "%d", s->slave.id);
 	snprintf(vs, sizeof(vs), "%" PRId64, (int64_t)v);
@@ -269,6 +279,7 @@ static void on_download_ack(struct session *s, json_t *o)
 
 static void on_bye(struct session *s)
 {
+	FAULTPOINT("master.session.end");
 	json_t *empty = json_object();
 	record_outcome(s, true, NULL);
 	s->in_sync = false;

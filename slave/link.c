@@ -16,6 +16,7 @@
 #include "clk.h"
 #include "dbjson.h"
 #include "effective.h"
+#include "faultpoint.h"
 #include "log.h"
 #include "migrate.h"
 #include "proto.h"
@@ -385,6 +386,7 @@ static void send_empty(struct link *l, uint16_t type)
 static void send_hello(struct link *l)
 {
 	char pub[24] = "0", err[256];
+	FAULTPOINT("slave.session.start");
 	if (db_query_value(link_db(l), "SELECT publication_version FROM sync_state", 0, NULL, pub,
 			   sizeof(pub), err, sizeof(err)) != 0)
 		log_warnx("link: %s", err);
@@ -549,6 +551,8 @@ static void pump_upload(struct link *l)
 						(json_int_t)l->next_from, "to", (json_int_t)to, "rows",
 						(json_int_t)b.rows);
 			chan_send_bulk(l->ch, MSG_UPLOAD_BATCH, hdr, b.data, b.len);
+			if (faultpoint_armed)
+				chan_faultpoint_midframe(l->ch, "slave.upload.midframe", b.len);
 			json_decref(hdr);
 			json_t *n = json_object_get(l->sent, sd->name);
 			json_object_set_new(l->sent, sd->name,
@@ -671,6 +675,7 @@ static void on_upload_ack(struct link *l, json_t *o)
 	const char *stream;
 	json_int_t wm;
 	char err[512], wm_s[24];
+	FAULTPOINT("slave.ack.received");
 	if (json_unpack(o, "{s:s, s:I !}", "stream", &stream, "watermark", &wm) != 0 ||
 	    l->inflight == 0 || strcmp(stream, l->inflight_stream[0]) != 0) {
 		fail_session(l, PROTO_ERR_PROTOCOL, "unexpected UPLOAD_ACK");
@@ -703,11 +708,13 @@ static void on_download(struct link *l, json_t *o)
 	int64_t version;
 	int items;
 	bool more = json_is_true(json_object_get(o, "more"));
+	FAULTPOINT("slave.download.received");
 	if (store_apply_download(link_db(l), l->master_name, o, &version, &items, err,
 				 sizeof(err)) != 0) {
 		fail_session(l, PROTO_ERR_INTERNAL, err);
 		return;
 	}
+	FAULTPOINT("slave.download.committed");
 	l->received += items;
 	if (items > 0 && targets_update(l, "download") > 0)
 		l->targets_moved = true;
@@ -927,6 +934,7 @@ static void on_message(struct chan *ch, uint16_t type, const uint8_t *payload, s
 			chan_close(ch, "unregistered");
 			break;
 		}
+		FAULTPOINT("slave.session.end");
 		session_done(l, true, NULL);
 		link_enter(l, PST_SLAVE_IDLE);
 		on_ping(-1, 0, l);
