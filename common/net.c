@@ -1,19 +1,69 @@
 #include "net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "clk.h"
 #include "log.h"
+
+/*
+ * Out of descriptors, accept() fails and the connection stays queued: the
+ * listening socket stays readable and the loop would call the listener
+ * again at once, forever. One descriptor is held back for that case: it is
+ * given up to take the queued connections off and close them (their peers
+ * see the connection closed and retry later), then taken again. Process
+ * state, not a listener's: every listener of the process shares the limit.
+ */
+static int reserve_fd = -1;
+/* Connections refused for want of descriptors since the last log line. */
+static unsigned long refused;
+static int64_t refused_logged_ms;
+
+#define NET_REFUSED_LOG_MS 10000
+
+static void net_reserve(void)
+{
+	if (reserve_fd < 0)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-	(void)l;
+	int err = EVUTIL_SOCKET_ERROR();
 	(void)arg;
-	log_warnx("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+
+	if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
+		close(reserve_fd);
+		reserve_fd = -1;
+		int fd;
+		while ((fd = accept4(evconnlistener_get_fd(l), NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			close(fd);
+			refused++;
+		}
+		net_reserve();
+		int64_t now = clk_mono_ms();
+		if (refused_logged_ms == 0 || now - refused_logged_ms >= NET_REFUSED_LOG_MS) {
+			struct rlimit rl = { 0 };
+			getrlimit(RLIMIT_NOFILE, &rl);
+			log_warnx("accept failed: %s (open files limit %llu); %lu connections "
+				  "refused since the last such line",
+				  evutil_socket_error_to_string(err),
+				  (unsigned long long)rl.rlim_cur, refused);
+			refused = 0;
+			refused_logged_ms = now;
+		}
+		return;
+	}
+	log_warnx("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
 struct evconnlistener *net_listen(struct event_base *base, const char *what, const char *address,
@@ -43,6 +93,7 @@ struct evconnlistener *net_listen(struct event_base *base, const char *what, con
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return NULL;
 	}
+	net_reserve();
 	evconnlistener_set_error_cb(l, on_accept_error);
 	return l;
 }

@@ -14,7 +14,9 @@
 
 /*
  * Listens on a numeric address and port; share_port adds SO_REUSEPORT
- * (push workers). Accept errors (out of files) are logged, not fatal.
+ * (push workers). Accept errors are logged, not fatal; out of descriptors,
+ * queued connections are closed at once (one warning per 10 s with their
+ * count) rather than left to make the listener spin.
  * NULL with err ("push address 'x': ...", "cannot listen on ...") naming
  * what, the setting's name.
  */
