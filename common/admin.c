@@ -21,6 +21,7 @@
 
 #include "clk.h"
 #include "log.h"
+#include "net.h"
 
 /* A reply far beyond any report is a broken daemon, not something to buffer. */
 #define ADMIN_MAX_REPLY (64 * 1024 * 1024)
@@ -445,11 +446,6 @@ static void admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, stru
 	bufferevent_enable(req->bev, EV_READ | EV_WRITE);
 }
 
-static void admin_accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	log_warn("admin: accept");
-}
-
 /* Removes a socket file left by a dead daemon; refuses if a live one answers on it. */
 static int admin_clear_path(const char *path, const struct sockaddr_un *sun, char *err,
 			    size_t errlen)
@@ -540,7 +536,8 @@ struct admin_server *admin_server_new(struct event_base *base, const char *path,
 		free(srv);
 		return NULL;
 	}
-	evconnlistener_set_error_cb(srv->listener, admin_accept_error_cb);
+	/* Out of descriptors, a queued client is closed rather than left to spin the loop. */
+	net_listener_guard(srv->listener);
 	return srv;
 }
 

@@ -24,9 +24,11 @@
  * state, not a listener's: every listener of the process shares the limit.
  */
 static int reserve_fd = -1;
-/* Connections refused for want of descriptors since the last log line. */
+/* Connections refused for want of descriptors since the last log line;
+ * the timer logs what a burst refused after its first line. */
 static unsigned long refused;
 static int64_t refused_logged_ms;
+static struct event *refused_timer;
 
 #define NET_REFUSED_LOG_MS 10000
 
@@ -34,6 +36,27 @@ static void net_reserve(void)
 {
 	if (reserve_fd < 0)
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void refused_log(int err)
+{
+	struct rlimit rl = { 0 };
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	log_warnx("accept failed: %s (open files limit %llu); %lu connections refused since the "
+		  "last such line",
+		  evutil_socket_error_to_string(err), (unsigned long long)rl.rlim_cur, refused);
+	refused = 0;
+	refused_logged_ms = clk_mono_ms();
+}
+
+static void refused_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (refused > 0)
+		refused_log(EMFILE);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -50,16 +73,19 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 			refused++;
 		}
 		net_reserve();
-		int64_t now = clk_mono_ms();
-		if (refused_logged_ms == 0 || now - refused_logged_ms >= NET_REFUSED_LOG_MS) {
-			struct rlimit rl = { 0 };
-			getrlimit(RLIMIT_NOFILE, &rl);
-			log_warnx("accept failed: %s (open files limit %llu); %lu connections "
-				  "refused since the last such line",
-				  evutil_socket_error_to_string(err),
-				  (unsigned long long)rl.rlim_cur, refused);
-			refused = 0;
-			refused_logged_ms = now;
+		int64_t since = clk_mono_ms() - refused_logged_ms;
+		if (refused_logged_ms == 0 || since >= NET_REFUSED_LOG_MS) {
+			refused_log(err);
+			return;
+		}
+		if (!refused_timer)
+			refused_timer =
+			    evtimer_new(evconnlistener_get_base(l), refused_timer_cb, NULL);
+		if (refused_timer && !evtimer_pending(refused_timer, NULL)) {
+			int64_t left = NET_REFUSED_LOG_MS - since;
+			struct timeval tv = { (time_t)(left / 1000),
+					      (suseconds_t)(left % 1000) * 1000 };
+			evtimer_add(refused_timer, &tv);
 		}
 		return;
 	}
@@ -93,9 +119,14 @@ struct evconnlistener *net_listen(struct event_base *base, const char *what, con
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return NULL;
 	}
+	net_listener_guard(l);
+	return l;
+}
+
+void net_listener_guard(struct evconnlistener *l)
+{
 	net_reserve();
 	evconnlistener_set_error_cb(l, on_accept_error);
-	return l;
 }
 
 void net_peer(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
