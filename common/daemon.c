@@ -70,16 +70,18 @@ static void daemon_raise_nofile(void)
 		log_warn("getrlimit(RLIMIT_NOFILE)");
 		return;
 	}
-	rlim_t was = rl.rlim_cur;
-	if (rl.rlim_cur != rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-			log_warn("cannot raise the open files limit from %llu to %llu",
-				 (unsigned long long)was, (unsigned long long)rl.rlim_max);
-			return;
-		}
+	if (rl.rlim_cur == rl.rlim_max) {
+		log_info("open files limit %llu", (unsigned long long)rl.rlim_cur);
+		return;
 	}
-	log_info("open files limit %llu (was %llu)", (unsigned long long)rl.rlim_cur,
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot raise the open files limit from %llu to %llu",
+			 (unsigned long long)was, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	log_info("open files limit %llu (raised from %llu)", (unsigned long long)rl.rlim_cur,
 		 (unsigned long long)was);
 }
 

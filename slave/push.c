@@ -30,7 +30,7 @@
 #define FLUSH_MS 1000
 /* Authentications and acknowledgements wait this long to share one commit. */
 #define BATCH_MS 20
-#define PREAUTH_CUT_LOG_S 10 /* one line per this many seconds for silent connections cut */
+#define TALLY_LOG_S 10 /* one line per this many seconds for a flood's cuts and refusals */
 #define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
 
 static const char *conn_state_name(enum conn_state st)
@@ -846,8 +846,9 @@ void push_conn_closed(struct agent_conn *c, const char *reason)
 		/* Idle or half-open sockets come by the thousand in a flood: counted. */
 		log_debug("push %s: closed: %s", c->peer, reason);
 		tally_add(ps->preauth_cut);
-	} else
+	} else {
 		log_info("push %s: closed: %s", c->peer, reason);
+	}
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
 	if (!c->via)
@@ -1117,9 +1118,9 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->sweep_ev = evtimer_new(d->base, on_sweep_timer, ps);
 	ps->batch_ev = evtimer_new(d->base, on_batch_timer, ps);
 	ps->dead_ev = event_new(d->base, -1, 0, on_dead, ps);
-	ps->preauth_cut = tally_new(d->base, PREAUTH_CUT_LOG_S, "push",
+	ps->preauth_cut = tally_new(d->base, TALLY_LOG_S, "push",
 				    "connections closed by handshake-timeout before authenticating");
-	ps->refused = tally_new(d->base, PREAUTH_CUT_LOG_S, "push",
+	ps->refused = tally_new(d->base, TALLY_LOG_S, "push",
 				"connections refused (busy): max-connections reached");
 	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev || !ps->dead_ev || !ps->preauth_cut ||
 	    !ps->refused) {
