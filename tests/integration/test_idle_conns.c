@@ -96,6 +96,50 @@ static int open_fds(pid_t pid)
 	return n;
 }
 
+/* The daemon and its push workers (its children, when it runs them). */
+static int tree_pids(pid_t pid, pid_t *out, int max)
+{
+	char path[64];
+	int n = 0;
+	out[n++] = pid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return n;
+	int child;
+	while (n < max && fscanf(f, "%d", &child) == 1)
+		out[n++] = (pid_t)child;
+	fclose(f);
+	return n;
+}
+
+static int tree_fds(pid_t pid)
+{
+	pid_t pids[80];
+	int n = tree_pids(pid, pids, 80), sum = 0;
+	for (int i = 0; i < n; i++) {
+		int fds = open_fds(pids[i]);
+		if (fds < 0)
+			return -1;
+		sum += fds;
+	}
+	return sum;
+}
+
+static long tree_rss_kib(pid_t pid)
+{
+	pid_t pids[80];
+	int n = tree_pids(pid, pids, 80);
+	long sum = 0;
+	for (int i = 0; i < n; i++) {
+		long kib = proc_status_kib(pids[i], "VmRSS");
+		if (kib < 0)
+			return -1;
+		sum += kib;
+	}
+	return sum;
+}
+
 /* The hard limit cannot be raised here; the soft one can, up to it. */
 static int raise_nofile(void)
 {
@@ -219,7 +263,7 @@ static int flood_open(struct flood *fl, int want, int port, pid_t pid, int fds0)
 	fl->n = 0;
 	while (fl->n < want) {
 		time_t accept_deadline = time(NULL) + 30;
-		while (pid > 0 && open_fds(pid) < fds0 + fl->n - ACCEPT_SLACK) {
+		while (pid > 0 && tree_fds(pid) < fds0 + fl->n - ACCEPT_SLACK) {
 			if (time(NULL) > accept_deadline) {
 				fprintf(stderr,
 					"the daemon did not accept %d connections within 30 s\n",
@@ -330,7 +374,7 @@ struct fds_arg {
 static bool fds_at_least(void *arg)
 {
 	struct fds_arg *a = arg;
-	return open_fds(a->pid) >= a->want;
+	return tree_fds(a->pid) >= a->want;
 }
 
 /* Sum of N over the log's "PREFIX: N WHAT" lines. */
@@ -397,8 +441,8 @@ static void agent_runs_task(void)
 static void flood_daemon(struct hnode *daemon, int port, const char *what)
 {
 	long before_tally = log_tally(daemon, what);
-	int fds0 = open_fds(daemon->pid);
-	long rss0 = proc_status_kib(daemon->pid, "VmRSS");
+	int fds0 = tree_fds(daemon->pid);
+	long rss0 = tree_rss_kib(daemon->pid);
 	CU_ASSERT_TRUE_FATAL(fds0 > 0 && rss0 > 0);
 
 	CU_ASSERT_EQUAL_FATAL(flood_open(&flood, HOLD, port, daemon->pid, fds0), 0);
@@ -407,12 +451,12 @@ static void flood_daemon(struct hnode *daemon, int port, const char *what)
 	CU_ASSERT_TRUE(hp_wait(fds_at_least, &fa, 60));
 	struct timespec held;
 	clock_gettime(CLOCK_MONOTONIC, &held);
-	long rss1 = proc_status_kib(daemon->pid, "VmRSS");
+	long rss1 = tree_rss_kib(daemon->pid);
 
 	/* Registered peers are still served while the flood is held. */
 	agent_runs_task();
 	CU_ASSERT_EQUAL(hp_sync(&slave), 0);
-	long rss2 = proc_status_kib(daemon->pid, "VmRSS");
+	long rss2 = tree_rss_kib(daemon->pid);
 	long peak = rss1 > rss2 ? rss1 : rss2;
 	long per_conn = (peak - rss0) * 1024 / HOLD;
 	CU_ASSERT(peak - rss0 <= (long)HOLD * PER_CONN_MAX_KIB);
@@ -430,7 +474,7 @@ static void flood_daemon(struct hnode *daemon, int port, const char *what)
 	CU_ASSERT_EQUAL(log_tally(daemon, what) - before_tally, HOLD);
 
 	/* The descriptors are given back. */
-	int fds_after = open_fds(daemon->pid);
+	int fds_after = tree_fds(daemon->pid);
 	CU_ASSERT(fds_after <= fds0 + 20);
 
 	fprintf(stderr,
@@ -547,6 +591,33 @@ static void test_master_at_fd_limit(void)
 	free(out);
 }
 
+/*
+ * The same flood on a push server run as two worker processes: the kernel
+ * spreads the connections over both, and the figures are the sums over
+ * the main process and its workers.
+ */
+static void test_push_workers_flood(void)
+{
+	char xml[512];
+	snprintf(xml, sizeof(xml),
+		 "  <master host=\"127.0.0.1\" port=\"%d\"/>\n"
+		 "  <replication interval=\"1800\" retry-min=\"1\" retry-max=\"5\"/>\n"
+		 "  <limits handshake-timeout=\"%d\"/>\n"
+		 "  <push workers=\"2\"/>",
+		 master.port, HANDSHAKE_S);
+	CU_ASSERT_EQUAL_FATAL(hp_stop(&slave), 0);
+	CU_ASSERT_EQUAL_FATAL(hp_write_config(&slave, xml), 0);
+	CU_ASSERT_EQUAL_FATAL(hp_start(&slave), 0);
+	CU_ASSERT_TRUE_FATAL(hp_wait_log(&slave, "push worker 1: push: listening", 30));
+	CU_ASSERT_TRUE_FATAL(hp_wait_log(&slave, "push worker 2: push: listening", 30));
+	pid_t pids[8];
+	CU_ASSERT_EQUAL_FATAL(tree_pids(slave.pid, pids, 8), 3);
+	/* The agent reconnects to one of the workers by itself; the task the
+	 * flood check sends waits in the database until it has. */
+	flood_daemon(&slave, slave.push_port,
+		     " connections closed by handshake-timeout before authenticating");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -559,5 +630,6 @@ int main(void)
 	CU_add_test(s, "10,000 idle and half-open connections on the sync port",
 		    test_sync_port_flood);
 	CU_add_test(s, "a master at its open-files limit keeps serving", test_master_at_fd_limit);
+	CU_add_test(s, "10,000 on a push port served by two workers", test_push_workers_flood);
 	return hp_run_suite();
 }
