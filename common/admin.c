@@ -21,9 +21,8 @@
 
 #include "clk.h"
 #include "log.h"
+#include "net.h"
 
-/* One request line, without its '\n'. */
-#define ADMIN_MAX_REQUEST (1024 * 1024)
 /* A reply far beyond any report is a broken daemon, not something to buffer. */
 #define ADMIN_MAX_REPLY (64 * 1024 * 1024)
 #define ADMIN_READ_TIMEOUT_S 30
@@ -202,9 +201,17 @@ void admin_reply_error(struct admin_req *req, const char *fmt, ...)
 	admin_req_send_error(req, msg);
 }
 
-/* Checks the request shape; on success req->request, req->args are set and cmd is returned. */
-static const char *admin_req_parse(struct admin_req *req, const char *line, size_t len, char *err,
-				   size_t errlen)
+void admin_request_clear(struct admin_request *r)
+{
+	json_decref(r->request);
+	json_decref(r->args);
+	r->request = r->args = NULL;
+	r->cmd = NULL;
+}
+
+/* Checks the shape of one request line (without its '\n'). */
+static int admin_parse_line(const char *line, size_t len, struct admin_request *out, char *err,
+			    size_t errlen)
 {
 	json_error_t jerr;
 	json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -214,43 +221,69 @@ static const char *admin_req_parse(struct admin_req *req, const char *line, size
 	if (!obj) {
 		snprintf(err, errlen, "request is not valid JSON: %s (column %d)", jerr.text,
 			 jerr.column);
-		return NULL;
+		return -1;
 	}
-	req->request = obj;
+	out->request = obj;
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "request must be a JSON object");
-		return NULL;
+		return -1;
 	}
 	json_object_foreach (obj, key, value) {
 		if (strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
 			snprintf(err, errlen, "unknown member \"%.64s\" in request", key);
-			return NULL;
+			return -1;
 		}
 	}
 	json_t *cmd = json_object_get(obj, "cmd");
 	if (!cmd) {
 		snprintf(err, errlen, "request has no \"cmd\"");
-		return NULL;
+		return -1;
 	}
 	if (!json_is_string(cmd) || json_string_length(cmd) == 0) {
 		snprintf(err, errlen, "\"cmd\" must be a non-empty string");
-		return NULL;
+		return -1;
 	}
 	/* cmd goes into the log verbatim, so it must not be able to forge lines. */
-	for (const char *c = json_string_value(cmd); *c; c++) {
+	const char *name = json_string_value(cmd);
+	for (const char *c = name; *c; c++) {
 		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
 			snprintf(err, errlen, "\"cmd\" must not contain control characters");
-			return NULL;
+			return -1;
 		}
 	}
 	json_t *args = json_object_get(obj, "args");
 	if (args && !json_is_object(args)) {
 		snprintf(err, errlen, "\"args\" must be an object");
-		return NULL;
+		return -1;
 	}
 	/* Handlers always get an object, so they never test for a missing one. */
-	req->args = args ? json_incref(args) : json_object();
-	return json_string_value(cmd);
+	out->args = args ? json_incref(args) : json_object();
+	if (!out->args) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	out->cmd = name;
+	return 1;
+}
+
+int admin_parse_request(const char *buf, size_t len, struct admin_request *out, char *err,
+			size_t errlen)
+{
+	size_t window = len < (size_t)ADMIN_MAX_REQUEST + 1 ? len : (size_t)ADMIN_MAX_REQUEST + 1;
+	const char *nl = memchr(buf, '\n', window);
+
+	memset(out, 0, sizeof(*out));
+	if (!nl) {
+		if (len <= ADMIN_MAX_REQUEST)
+			return 0;
+		snprintf(err, errlen, "request larger than 1 MiB");
+		return -1;
+	}
+	if (admin_parse_line(buf, (size_t)(nl - buf), out, err, errlen) < 0) {
+		admin_request_clear(out);
+		return -1;
+	}
+	return 1;
 }
 
 static void admin_read_cb(struct bufferevent *bev, void *arg)
@@ -281,11 +314,15 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 	size_t len = (size_t)eol.pos;
 	const char *line = (const char *)evbuffer_pullup(in, (ev_ssize_t)len + 1);
 	char err[256];
+	struct admin_request parsed;
 	const char *cmd = NULL;
-	if (line)
-		cmd = admin_req_parse(req, line, len, err, sizeof(err));
-	else
+	if (!line) {
 		snprintf(err, sizeof(err), "out of memory");
+	} else if (admin_parse_request(line, len + 1, &parsed, err, sizeof(err)) == 1) {
+		req->request = parsed.request;
+		req->args = parsed.args;
+		cmd = parsed.cmd;
+	}
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (!cmd) {
 		log_warnx("admin: #%u uid %d pid %d: %s", req->id, req->uid, req->pid, err);
@@ -409,11 +446,6 @@ static void admin_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, stru
 	bufferevent_enable(req->bev, EV_READ | EV_WRITE);
 }
 
-static void admin_accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	log_warn("admin: accept");
-}
-
 /* Removes a socket file left by a dead daemon; refuses if a live one answers on it. */
 static int admin_clear_path(const char *path, const struct sockaddr_un *sun, char *err,
 			    size_t errlen)
@@ -504,7 +536,8 @@ struct admin_server *admin_server_new(struct event_base *base, const char *path,
 		free(srv);
 		return NULL;
 	}
-	evconnlistener_set_error_cb(srv->listener, admin_accept_error_cb);
+	/* Out of descriptors, a queued client is closed rather than left to spin the loop. */
+	net_listener_guard(srv->listener);
 	return srv;
 }
 

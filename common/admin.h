@@ -70,6 +70,30 @@ struct admin_command {
 };
 
 /*
+ * The request decoder the server uses, pure so it can be tested and fuzzed
+ * without a socket. buf holds the bytes received so far (len of them); the
+ * request is the first line, its '\n' included. Returns 1 with *out filled
+ * (free with admin_request_clear), 0 when no '\n' has come yet and the
+ * line is still within ADMIN_MAX_REQUEST, or -1 with err naming the fault:
+ * a line over the limit, not JSON or not an object, unknown members, "cmd"
+ * missing, empty, not a string or with control characters, "args" not an
+ * object. Bytes after the '\n' are ignored.
+ */
+#define ADMIN_MAX_REQUEST (1024 * 1024) /* one request line, without its '\n' */
+
+struct admin_request {
+	json_t *request; /* the whole object */
+	json_t *args;	 /* always an object (empty when the request had none); own reference */
+	const char *cmd; /* valid while request lives */
+};
+
+__attribute__((warn_unused_result)) int admin_parse_request(const char *buf, size_t len,
+							    struct admin_request *out, char *err,
+							    size_t errlen);
+/* Releases what admin_parse_request() set; *r may be zeroed or half-filled. */
+void admin_request_clear(struct admin_request *r);
+
+/*
  * Client: sends {"cmd":cmd,"args":args} (args not stolen, may be NULL) and
  * waits up to timeout_s (<= 0: without limit) for the reply. Returns the
  * whole reply object, ok true or false (caller decrefs), or NULL with err

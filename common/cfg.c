@@ -96,7 +96,7 @@ static const struct cfg_setting cfg_settings[] = {
 	INT("sync-listen", "port", listen_port, 7073, 1, 65535, false, ROLE_MASTER),
 	STR("sync-listen", "hosts", cert_hosts, "localhost,127.0.0.1", NULL, 1, 511, ROLE_MASTER),
 	INT("enrolment", "token-ttl", token_ttl, 86400, 60, 2592000, true, ROLE_MASTER),
-	INT("limits", "max-sessions", max_sessions, 256, 1, 10000, true, ROLE_MASTER),
+	INT("limits", "max-sessions", max_sessions, 256, 1, 1000000, true, ROLE_MASTER),
 	INT("limits", "frame-max-preauth", frame_max_preauth, 65536, 1024, 1048576, false,
 	    ROLE_ALL),
 	INT("limits", "frame-max", frame_max, 16777216, 65536, 67108864, false, ROLE_ALL),

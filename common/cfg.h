@@ -43,7 +43,7 @@ struct cfg {
 	int listen_port;		/* <sync-listen port="7073"/> 1..65535 */
 	char cert_hosts[512];		/* <sync-listen hosts="localhost,127.0.0.1"/>: SANs of the master cert */
 	int token_ttl;			/* <enrolment token-ttl="86400"/> s, 60..30 days (reloadable) */
-	int max_sessions;		/* <limits max-sessions="256"/> 1..10000 (reloadable) */
+	int max_sessions;		/* <limits max-sessions="256"/> 1..1000000 (reloadable) */
 
 	/* slave only */
 	char master_host[256];		/* <master host="..." port="7073" token="..."/> */

@@ -55,6 +55,7 @@ struct chan {
 	int timeout_sec;
 	bool drain_set;
 	bool closed;
+	bool timed_out; /* closed by the read timeout */
 	bool reaping;
 	char peer[];
 };
@@ -291,6 +292,7 @@ static void chan_event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(why, sizeof(why), "connection closed by peer");
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		snprintf(why, sizeof(why), "no data for %d s", ch->timeout_sec);
+		ch->timed_out = true;
 	} else {
 		return;
 	}
@@ -451,6 +453,11 @@ void chan_send_error(struct chan *ch, const char *code, const char *fmt, ...)
 		json_decref(o);
 	}
 	chan_close(ch, msg);
+}
+
+bool chan_timed_out(const struct chan *ch)
+{
+	return ch->timed_out;
 }
 
 int chan_is_closed(const struct chan *ch)

@@ -11,6 +11,7 @@
 #ifndef STRATA_CHAN_H
 #define STRATA_CHAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,8 @@ size_t chan_output_pending(const struct chan *ch);
 /* Closes after pending output is flushed (or at once when nothing is pending). */
 void chan_close(struct chan *ch, const char *reason);
 int chan_is_closed(const struct chan *ch);
+/* Whether the read timeout closed it (so on_close can tell a silent peer apart). */
+bool chan_timed_out(const struct chan *ch);
 
 const char *chan_peer(const struct chan *ch);
 /* The TLS object of a TLS chan, else NULL. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,34 @@ int daemon_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * One connection is one descriptor: a daemon holding thousands of agents or
+ * slaves needs the hard limit, not the soft default (often 1024). Raising
+ * the soft limit needs no privilege.
+ */
+static void daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max) {
+		log_info("open files limit %llu", (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot raise the open files limit from %llu to %llu",
+			 (unsigned long long)was, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	log_info("open files limit %llu (raised from %llu)", (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)was);
 }
 
 static void on_hup(evutil_socket_t fd, short what, void *arg)
@@ -173,6 +202,7 @@ void daemon_init(struct daemon *d, int argc, char **argv, enum cfg_role role,
 	if (faultpoint_armed)
 		log_warnx("test hook armed: %s", getenv("STRATA_FAULTPOINT"));
 
+	daemon_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon_mkdirs(d->cfg.data_dir, 0700, err, sizeof(err)) != 0)
 		log_fatalx("data directory: %s", err);

@@ -10,6 +10,7 @@
 #include "pki.h"
 
 struct session;
+struct tally;
 
 struct master {
 	struct daemon d;
@@ -17,6 +18,9 @@ struct master {
 	struct evconnlistener *listener;
 	TAILQ_HEAD(session_list, session) sessions;
 	int nsessions;
+	/* One line per 10 s, not one per connection, for what a flood brings. */
+	struct tally *preauth_cut; /* silent before HELLO or enrolment */
+	struct tally *refused;	   /* over max-sessions */
 };
 
 #endif

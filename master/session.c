@@ -20,6 +20,7 @@
 #include "publish.h"
 #include "registry.h"
 #include "stream.h"
+#include "tally.h"
 
 struct session {
 	TAILQ_ENTRY(session) entry;
@@ -425,6 +426,10 @@ static void on_close(struct chan *ch, const char *reason, void *arg)
 	if (s->in_sync) {
 		log_warnx("session %s: slave '%s' sync aborted: %s", s->peer, s->slave.name, reason);
 		record_outcome(s, false, reason);
+	} else if (!s->authed && chan_timed_out(ch)) {
+		/* Idle or half-open sockets come by the thousand in a flood: counted. */
+		log_debug("session %s: closed: %s", s->peer, reason);
+		tally_add(s->m->preauth_cut);
 	} else {
 		log_info("session %s: closed: %s", s->peer, reason);
 	}
@@ -478,8 +483,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	m->nsessions++;
 	chan_set_timeout(s->ch, m->d.cfg.handshake_timeout);
 	if (m->nsessions > m->d.cfg.max_sessions) {
-		log_warnx("session %s: refused, %d sessions open (limit %d)", s->peer,
+		log_debug("session %s: refused, %d sessions open (limit %d)", s->peer,
 			  m->nsessions - 1, m->d.cfg.max_sessions);
+		tally_add(m->refused);
 		chan_send_error(s->ch, PROTO_ERR_BUSY, "the master has too many sessions; retry later");
 	}
 }
@@ -487,6 +493,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 int session_listen(struct master *m, char *err, size_t errlen)
 {
 	TAILQ_INIT(&m->sessions);
+	m->preauth_cut = tally_new(m->d.base, 10, "session",
+				   "connections closed by handshake-timeout before HELLO");
+	m->refused = tally_new(m->d.base, 10, "session",
+			       "connections refused (busy): max-sessions reached");
+	if (!m->preauth_cut || !m->refused) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	m->listener = net_listen(m->d.base, "sync-listen", m->d.cfg.listen_address,
 				 m->d.cfg.listen_port, false, 128, on_accept, m, err, errlen);
 	if (!m->listener)
@@ -503,6 +517,11 @@ void session_shutdown(struct master *m)
 		evconnlistener_free(m->listener);
 		m->listener = NULL;
 	}
+	/* Logs what it still counts; sessions closed after this are not counted. */
+	tally_free(m->preauth_cut);
+	m->preauth_cut = NULL;
+	tally_free(m->refused);
+	m->refused = NULL;
 	TAILQ_FOREACH(s, &m->sessions, entry)
 	chan_close(s->ch, "master shutting down");
 }

@@ -2,7 +2,8 @@
 # Runs every libFuzzer target (tests/fuzz/fuzz_*.c) for a while: the
 # decoders of untrusted input (frames and sync messages, agent messages,
 # server.xml, policy documents, licences, the COPY text of a slave's
-# batches). Each starts from its seed corpus (tests/fuzz/corpus/NAME; the
+# batches, admin socket requests and the strata-ctl command lines that
+# make them). Each starts from its seed corpus (tests/fuzz/corpus/NAME; the
 # example configurations for fuzz_cfg), which also replays the inputs of
 # crashes found and fixed before.
 #

@@ -24,11 +24,13 @@
 #include "proto.h"
 #include "pushconn.h"
 #include "pushdp.h"
+#include "tally.h"
 #include "tls.h"
 
 #define FLUSH_MS 1000
 /* Authentications and acknowledgements wait this long to share one commit. */
 #define BATCH_MS 20
+#define TALLY_LOG_S 10 /* one line per this many seconds for a flood's cuts and refusals */
 #define HEARTBEAT_BURST 10 /* heartbeats allowed per connection per second */
 
 static const char *conn_state_name(enum conn_state st)
@@ -846,10 +848,15 @@ void push_conn_closed(struct agent_conn *c, const char *reason)
 	ps->nclosed++;
 	/* A close the server chose was logged with its reason, and a peer that
 	 * hangs up is routine; a TLS error, a timeout or a bad frame is not. */
-	if (c->st == CONN_CLOSING || strcmp(reason, "connection closed by peer") == 0)
+	if (c->st == CONN_CLOSING || strcmp(reason, "connection closed by peer") == 0) {
 		log_debug("push %s: closed: %s", c->peer, reason);
-	else
+	} else if (c->st == CONN_PREAUTH && c->ch && chan_timed_out(c->ch)) {
+		/* Idle or half-open sockets come by the thousand in a flood: counted. */
+		log_debug("push %s: closed: %s", c->peer, reason);
+		tally_add(ps->preauth_cut);
+	} else {
 		log_info("push %s: closed: %s", c->peer, reason);
+	}
 	TAILQ_REMOVE(&ps->conns, c, entry);
 	ps->nconns--;
 	if (!c->via)
@@ -919,8 +926,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	ps->nsockets++;
 	chan_set_timeout(c->ch, ps->d->cfg.handshake_timeout);
 	if (ps->nsockets > ps->d->cfg.push_max_connections) {
-		log_warnx("push %s: refused, %d connections open (limit %d)", c->peer,
+		log_debug("push %s: refused, %d connections open (limit %d)", c->peer,
 			  ps->nsockets - 1, ps->d->cfg.push_max_connections);
+		tally_add(ps->refused);
 		push_conn_enter(c, CONN_CLOSING);
 		chan_send_error(c->ch, PROTO_ERR_BUSY, "the push server is full; retry later");
 	}
@@ -1118,7 +1126,12 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 	ps->sweep_ev = evtimer_new(d->base, on_sweep_timer, ps);
 	ps->batch_ev = evtimer_new(d->base, on_batch_timer, ps);
 	ps->dead_ev = event_new(d->base, -1, 0, on_dead, ps);
-	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev || !ps->dead_ev) {
+	ps->preauth_cut = tally_new(d->base, TALLY_LOG_S, "push",
+				    "connections closed by handshake-timeout before authenticating");
+	ps->refused = tally_new(d->base, TALLY_LOG_S, "push",
+				"connections refused (busy): max-connections reached");
+	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev || !ps->dead_ev || !ps->preauth_cut ||
+	    !ps->refused) {
 		snprintf(err, errlen, "out of memory");
 		push_shutdown(ps);
 		push_free(ps);
@@ -1166,6 +1179,8 @@ void push_free(struct push_server *ps)
 		event_free(ps->batch_ev);
 	if (ps->dead_ev)
 		event_free(ps->dead_ev);
+	tally_free(ps->preauth_cut);
+	tally_free(ps->refused);
 	free(ps->byid);
 	free(ps->ack_eid);
 	free(ps->ack_cid);

@@ -20,6 +20,8 @@
 #include "daemon.h"
 #include "effective.h"
 
+struct tally;
+
 /* ERROR codes of the agent channel beyond those of proto.h. */
 #define AGENT_ERR_SEATS "seats"
 #define AGENT_ERR_AUTH	"auth"
@@ -109,6 +111,9 @@ struct push_server {
 	size_t nacks, acks_cap;
 	/* Since the last summary: connections authenticated and closed. */
 	unsigned long nauthed, nclosed;
+	/* One line per 10 s, not one per connection, for what a flood brings. */
+	struct tally *preauth_cut; /* silent before authenticating */
+	struct tally *refused;	   /* over max-connections */
 };
 
 void push_conn_enter(struct agent_conn *c, enum conn_state next);

@@ -619,6 +619,89 @@ static void test_client_errors(void)
 	unlink(mute);
 }
 
+/* The decoder alone: what the server answers above, without a socket. */
+static void test_parse_table(void)
+{
+	static const struct {
+		const char *buf;
+		int want; /* 1 parsed, 0 incomplete, -1 refused */
+		const char *cmd_or_err;
+		const char *args; /* the args the handler gets, as compact JSON */
+	} cases[] = {
+		{ "{\"cmd\":\"status\"}\n", 1, "status", "{}" },
+		{ "{\"cmd\":\"slave.add\",\"args\":{\"name\":\"a\"}}\n", 1, "slave.add",
+		  "{\"name\": \"a\"}" },
+		{ "{\"args\":{},\"cmd\":\"x\"}\nignored after the line", 1, "x", "{}" },
+		{ "{\"cmd\":\"status\"}", 0, "", NULL },
+		{ "", 0, "", NULL },
+		{ "{\"args\":{}}\n", -1, "request has no \"cmd\"", NULL },
+		{ "{\"cmd\":42}\n", -1, "\"cmd\" must be a non-empty string", NULL },
+		{ "{\"cmd\":null}\n", -1, "\"cmd\" must be a non-empty string", NULL },
+		{ "{\"cmd\":\"\"}\n", -1, "\"cmd\" must be a non-empty string", NULL },
+		{ "{\"cmd\":\"a\\tb\"}\n", -1, "\"cmd\" must not contain control characters",
+		  NULL },
+		{ "{\"cmd\":\"a\\u007f\"}\n", -1, "\"cmd\" must not contain control characters",
+		  NULL },
+		{ "{\"cmd\":\"x\",\"args\":[]}\n", -1, "\"args\" must be an object", NULL },
+		{ "{\"cmd\":\"x\",\"args\":\"a=b\"}\n", -1, "\"args\" must be an object", NULL },
+		{ "{\"cmd\":\"x\",\"args\":null}\n", -1, "\"args\" must be an object", NULL },
+		{ "{\"cmd\":\"x\",\"id\":1}\n", -1, "unknown member \"id\" in request", NULL },
+		{ "\"status\"\n", -1, "'[' or '{' expected", NULL },
+		{ "[]\n", -1, "request must be a JSON object", NULL },
+		{ "42\n", -1, "'[' or '{' expected", NULL },
+		{ "{\"cmd\":\"x\",\"cmd\":\"y\"}\n", -1, "request is not valid JSON", NULL },
+		{ "{\"cmd\":\"x\"}{}\n", -1, "request is not valid JSON", NULL },
+		{ "\xff\n", -1, "request is not valid JSON", NULL },
+		{ "\n", -1, "request is not valid JSON", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct admin_request r;
+		char err[256] = "";
+		int rc =
+		    admin_parse_request(cases[i].buf, strlen(cases[i].buf), &r, err, sizeof(err));
+		CU_ASSERT_EQUAL(rc, cases[i].want);
+		if (rc != cases[i].want)
+			fprintf(stderr, "case %zu: rc %d err '%s'\n", i, rc, err);
+		if (rc == 1) {
+			CU_ASSERT_STRING_EQUAL(r.cmd, cases[i].cmd_or_err);
+			char *args = json_dumps(r.args, JSON_SORT_KEYS);
+			CU_ASSERT_STRING_EQUAL(args, cases[i].args);
+			free(args);
+		} else {
+			CU_ASSERT_PTR_NULL(r.request);
+			CU_ASSERT_PTR_NULL(r.args);
+		}
+		if (rc == -1 && !strstr(err, cases[i].cmd_or_err)) {
+			fprintf(stderr, "case %zu: err '%s'\n", i, err);
+			CU_FAIL("wrong reason");
+		}
+		admin_request_clear(&r);
+	}
+}
+
+/* The limit counts the line without its '\n'; a longer line is refused
+ * whether or not its '\n' has come. */
+static void test_parse_size_limit(void)
+{
+	struct admin_request r;
+	char err[256];
+	char *line = request_of_size(MiB);
+
+	CU_ASSERT_EQUAL(admin_parse_request(line, MiB + 1, &r, err, sizeof(err)), 1);
+	admin_request_clear(&r);
+	/* Without its '\n' the same bytes are still incomplete. */
+	CU_ASSERT_EQUAL(admin_parse_request(line, MiB, &r, err, sizeof(err)), 0);
+	free(line);
+
+	line = request_of_size(MiB + 1);
+	CU_ASSERT_EQUAL(admin_parse_request(line, MiB + 2, &r, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "request larger than 1 MiB");
+	CU_ASSERT_EQUAL(admin_parse_request(line, MiB + 1, &r, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "request larger than 1 MiB");
+	free(line);
+}
+
 int main(void)
 {
 	/* libevent writes with plain write(); a vanished client must not kill the server. */
@@ -637,6 +720,9 @@ int main(void)
 	CU_add_test(s, "shutdown answers a pending request", test_shutdown_answers_pending);
 	CU_add_test(s, "client gone or half-closed before a deferred reply", test_client_gone);
 	CU_add_test(s, "client connect and timeout errors", test_client_errors);
+	CU_pSuite p = CU_add_suite("admin_parse_request", NULL, NULL);
+	CU_add_test(p, "requests accepted, incomplete and refused", test_parse_table);
+	CU_add_test(p, "1 MiB line limit with and without the newline", test_parse_size_limit);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();

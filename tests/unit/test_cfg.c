@@ -248,7 +248,7 @@ static void test_ranges(void)
 		{ CFG_ROLE_SLAVE, "database", "connect-attempts", 0, 1000000 },
 		{ CFG_ROLE_MASTER, "sync-listen", "port", 1, 65535 },
 		{ CFG_ROLE_MASTER, "enrolment", "token-ttl", 60, 2592000 },
-		{ CFG_ROLE_MASTER, "limits", "max-sessions", 1, 10000 },
+		{ CFG_ROLE_MASTER, "limits", "max-sessions", 1, 1000000 },
 		{ CFG_ROLE_MASTER, "limits", "frame-max-preauth", 1024, 1048576 },
 		{ CFG_ROLE_SLAVE, "limits", "frame-max", 65536, 67108864 },
 		{ CFG_ROLE_SLAVE, "limits", "handshake-timeout", 1, 300 },
