@@ -70,6 +70,7 @@ static bool sim_option(struct acli *o, bool enrol, const char *opt, const char *
 		{ "--rate", false, true, 1, 1000000, offsetof(struct acli, rate) },
 		{ "--duration", false, true, 1, 86400 * 365, offsetof(struct acli, duration) },
 		{ "--fast-heartbeat", false, true, 1, 3600, offsetof(struct acli, fast_heartbeat) },
+		{ "--events-per-min", false, true, 0, 600, offsetof(struct acli, events_per_min) },
 	};
 	if (strcmp(opt, "--sources") == 0) {
 		o->sources = val;

@@ -16,6 +16,7 @@
 	"                    [--procs P] [--inflight K] [--sources A[-B]]\n"                       \
 	"       strata-agent -s DIR --simulate N run [--procs P] [--sources A[-B]] [--rate R]\n"   \
 	"                    [--inflight K] [--duration S] [--fast-heartbeat S]\n"                 \
+	"                    [--events-per-min E]\n"                                               \
 	"       strata-agent -h\n"
 
 #define ACLI_POLL_DEFAULT 300
@@ -34,6 +35,7 @@ struct acli {
 	/* --simulate N (sim.h): 0 = a real agent */
 	int simulate;
 	int procs, rate, inflight, duration, fast_heartbeat; /* 0: the simulator's defaults */
+	int events_per_min;				     /* 0: no events */
 	const char *sources;
 };
 

@@ -31,6 +31,7 @@ static int simulate(const struct acli *cli)
 			      .rate = cli->rate,
 			      .inflight = cli->inflight,
 			      .duration = cli->duration,
+			      .events_per_min = cli->events_per_min,
 			      .fast_heartbeat =
 				  cli->fast_heartbeat ? cli->fast_heartbeat : SIM_FAST_HEARTBEAT };
 	int rc = cli->cmd == ACLI_ENROL ? sim_enrol(&o, err, sizeof(err))

@@ -91,6 +91,38 @@ void sim_share(int n, int procs, int index, int *start, int *count)
 	*count = (int)(e - s);
 }
 
+uint32_t sim_evseq_next(struct sim_evseq *s)
+{
+	return ++s->sent;
+}
+
+int sim_evseq_ack(struct sim_evseq *s, int64_t seq)
+{
+	if (s->acked >= s->sent || seq != (int64_t)s->acked + 1)
+		return -1;
+	s->acked++;
+	return 0;
+}
+
+uint32_t sim_evseq_lost(struct sim_evseq *s, uint32_t *from, uint32_t *to)
+{
+	uint32_t n = s->sent - s->acked;
+	if (n > 0) {
+		*from = s->acked + 1;
+		*to = s->sent;
+		s->acked = s->sent;
+	}
+	return n;
+}
+
+int sim_events_due(double *credit, int count, int per_min, int tick_ms)
+{
+	*credit += (double)count * per_min * tick_ms / 60000.0;
+	int n = (int)*credit;
+	*credit -= n;
+	return n;
+}
+
 /* ---- shared by both commands ---- */
 
 /* One process holds up to SIM_PER_PROC sockets: the soft limit must allow them. */
@@ -613,11 +645,13 @@ struct sim_agent {
 	uint8_t push;	     /* index in run_proc.targets of the assigned push server */
 	uint8_t at;	     /* enum aroute_target of the attempt in progress */
 	bool redirected;     /* this connection ended with A_REDIRECT */
+	struct sim_evseq ev; /* --events-per-min */
 	char id[65];
 };
 
 struct run_stats {
 	uint64_t handshakes, failures, redirects, acked, results, heartbeats, commands;
+	uint64_t events_sent, events_acked, events_unacked, events_bad_acks;
 	double first_command, last_command, first_online, all_online;
 };
 
@@ -647,6 +681,8 @@ struct run_proc {
 	bool fast; /* SIGUSR2: heartbeat every o->fast_heartbeat s instead of the server's interval
 		    */
 	uint64_t dials;
+	double ev_credit; /* --events-per-min: events due, carried between ticks */
+	int ev_next;	  /* the next agent to send one */
 	struct run_stats st;
 	uint32_t *hist; /* handshake latency, one slot per ms */
 	uint32_t hist_over;
@@ -807,6 +843,48 @@ static void agent_on_command(struct sim_agent *a, json_t *o)
 	rp->st.acked++;
 }
 
+static void agent_on_event_ack(struct sim_agent *a, json_t *o)
+{
+	json_int_t seq;
+	if (json_unpack(o, "{s:I}", "seq", &seq) != 0 || sim_evseq_ack(&a->ev, seq) != 0) {
+		a->rp->st.events_bad_acks++;
+		log_warnx("sim %s: unexpected A_EVENT_ACK (expected seq %" PRIu32 ")", a->id,
+			  a->ev.acked + 1);
+		return;
+	}
+	a->rp->st.events_acked++;
+}
+
+/* The events of a closed connection that were not acknowledged: counted and reported. */
+static void agent_events_lost(struct sim_agent *a)
+{
+	uint32_t from, to, n = sim_evseq_lost(&a->ev, &from, &to);
+	char line[256];
+	if (n == 0)
+		return;
+	a->rp->st.events_unacked += n;
+	int len =
+	    snprintf(line, sizeof(line),
+		     "{\"unacked\":{\"agent\":\"%s\",\"from\":%" PRIu32 ",\"to\":%" PRIu32 "}}\n",
+		     a->id, from, to);
+	if (len > 0 && (size_t)len < sizeof(line) && write(STDOUT_FILENO, line, (size_t)len) < 0)
+		log_warn("sim: stdout");
+}
+
+static void agent_send_event(struct sim_agent *a)
+{
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	uint32_t seq = sim_evseq_next(&a->ev);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	agent_send(a, A_EVENT,
+		   json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:I}}", "seq", (json_int_t)seq, "kind",
+			     "sim", "severity", "info", "occurred_at", when, "details", "agent",
+			     a->id, "seq", (json_int_t)seq));
+	a->rp->st.events_sent++;
+}
+
 static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
 			     void *arg)
 {
@@ -840,7 +918,10 @@ static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payl
 	case A_COMMAND:
 		agent_on_command(a, o);
 		break;
-	default: /* acks and policies: nothing is kept */
+	case A_EVENT_ACK:
+		agent_on_event_ack(a, o);
+		break;
+	default: /* other acks and policies: nothing is kept */
 		break;
 	}
 	json_decref(o);
@@ -856,6 +937,7 @@ static void agent_on_close(struct chan *ch, const char *reason, void *arg)
 	a->ch = NULL;
 	rp->open--;
 	evtimer_del(a->timer);
+	agent_events_lost(a);
 	if (a->state == SA_AUTHED)
 		rp->connected--;
 	else
@@ -929,6 +1011,17 @@ static void on_pacer(evutil_socket_t fd, short what, void *arg)
 		rp->tokens -= 1;
 		agent_dial(rp, a);
 	}
+	if (rp->o->events_per_min > 0 && !rp->stopping && rp->count > 0) {
+		/* Round robin over the agents; one not connected lets its turn pass. */
+		int due =
+		    sim_events_due(&rp->ev_credit, rp->count, rp->o->events_per_min, SIM_TICK_MS);
+		for (int i = 0; i < due; i++) {
+			struct sim_agent *a = &rp->agents[rp->ev_next];
+			rp->ev_next = (rp->ev_next + 1) % rp->count;
+			if (a->state == SA_AUTHED && a->ch)
+				agent_send_event(a);
+		}
+	}
 }
 
 static uint32_t hist_pct(const struct run_proc *rp, double p)
@@ -949,7 +1042,7 @@ static uint32_t hist_pct(const struct run_proc *rp, double p)
 
 static void print_json(struct run_proc *rp)
 {
-	char line[1024];
+	char line[1536];
 	int n = snprintf(
 	    line, sizeof(line),
 	    "{\"proc\":%d,\"pid\":%d,\"agents\":%d,\"connected\":%d,\"connecting\":%d,"
@@ -957,11 +1050,14 @@ static void print_json(struct run_proc *rp)
 	    ",\"heartbeats\":%" PRIu64 ",\"commands\":%" PRIu64 ",\"commands_acked\":%" PRIu64
 	    ",\"results_sent\":%" PRIu64
 	    ",\"handshake_ms\":{\"p50\":%u,\"p99\":%u,\"max\":%u},\"first_online_at\":%.3f,"
-	    "\"all_online_at\":%.3f,\"first_command_at\":%.3f,\"last_command_at\":%.3f}\n",
+	    "\"all_online_at\":%.3f,\"first_command_at\":%.3f,\"last_command_at\":%.3f,"
+	    "\"events_sent\":%" PRIu64 ",\"events_acked\":%" PRIu64 ",\"events_unacked\":%" PRIu64
+	    ",\"events_bad_acks\":%" PRIu64 "}\n",
 	    rp->proc, (int)getpid(), rp->count, rp->connected, rp->inflight, rp->st.handshakes,
 	    rp->st.failures, rp->st.redirects, rp->st.heartbeats, rp->st.commands, rp->st.acked,
 	    rp->st.results, hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0),
-	    rp->st.first_online, rp->st.all_online, rp->st.first_command, rp->st.last_command);
+	    rp->st.first_online, rp->st.all_online, rp->st.first_command, rp->st.last_command,
+	    rp->st.events_sent, rp->st.events_acked, rp->st.events_unacked, rp->st.events_bad_acks);
 	/* One write per line: the processes share stdout, PIPE_BUF keeps lines whole. */
 	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
 		log_warn("sim: stdout");
@@ -972,9 +1068,11 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
 	struct run_proc *rp = arg;
 	fprintf(stderr,
 		"sim %d: %d/%d connected, %d connecting, %" PRIu64 " handshakes, %" PRIu64
-		" failures, %" PRIu64 " heartbeats, %" PRIu64 " commands acked\n",
+		" failures, %" PRIu64 " heartbeats, %" PRIu64 " commands acked, %" PRIu64
+		" events sent, %" PRIu64 " acked\n",
 		rp->proc, rp->connected, rp->count, rp->inflight, rp->st.handshakes,
-		rp->st.failures, rp->st.heartbeats, rp->st.acked);
+		rp->st.failures, rp->st.heartbeats, rp->st.acked, rp->st.events_sent,
+		rp->st.events_acked);
 }
 
 static void on_usr1(evutil_socket_t fd, short what, void *arg)
@@ -1165,6 +1263,10 @@ static int run_child(const struct sim_opts *o, int index, int procs)
 		evtimer_add(rp.deadline, &d);
 	}
 	event_base_dispatch(rp.base);
+	/* Connections the grace period did not see close: their events count as unacked. */
+	for (int i = 0; i < rp.count; i++)
+		if (rp.agents[i].ch)
+			agent_events_lost(&rp.agents[i]);
 	on_stats(-1, 0, &rp);
 	print_json(&rp);
 	rc = 0;

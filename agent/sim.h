@@ -22,6 +22,15 @@
  * line to stdout on SIGUSR1 and at exit. SIGUSR2 switches every agent to
  * a heartbeat each --fast-heartbeat seconds and back, to load the
  * server's heartbeat path beyond what its interval would.
+ *
+ * With --events-per-min K every connected agent sends about K A_EVENT
+ * messages a minute (kind "sim", details {agent, seq}), numbered per
+ * agent from 1 by its own sequence, and counts the A_EVENT_ACKs, which
+ * arrive in order on the connection. Events are sent once: those still
+ * unacknowledged when their connection closes are counted as unacked and
+ * reported on stdout, one JSON line per connection,
+ * {"unacked":{"agent":ID,"from":A,"to":B}}, since the server may or may
+ * not have stored them. Every other event sent was acknowledged.
  */
 #ifndef STRATA_AGENT_SIM_H
 #define STRATA_AGENT_SIM_H
@@ -50,6 +59,7 @@ struct sim_opts {
 	int inflight;	     /* handshakes in progress per process; 0: default */
 	int duration;	     /* run: seconds before stopping; 0: until SIGTERM/SIGINT */
 	int fast_heartbeat;  /* run: seconds between heartbeats after SIGUSR2 (toggles) */
+	int events_per_min;  /* run: A_EVENTs per agent and minute; 0: none */
 };
 
 /* Enrols n identities into dir/sim.jsonl; 0, or -1 with err. */
@@ -66,6 +76,24 @@ struct sim_sources {
 int sim_sources_parse(const char *text, struct sim_sources *out, char *err, size_t errlen);
 /* The i-th address round-robin, host byte order; count must be > 0. */
 uint32_t sim_sources_at(const struct sim_sources *s, uint64_t i);
+
+/*
+ * One agent's event numbers: sent is the last seq sent, acked the last
+ * acknowledged (acks arrive in order), both 0 before the first.
+ */
+struct sim_evseq {
+	uint32_t sent, acked;
+};
+/* The seq of the next event to send. */
+uint32_t sim_evseq_next(struct sim_evseq *s);
+/* An A_EVENT_ACK for seq: 0 when it is the next one expected, else -1 (nothing changes). */
+int sim_evseq_ack(struct sim_evseq *s, int64_t seq);
+/* The connection closed: the unacknowledged range [*from, *to] and its size (0: none, from and
+ * to untouched); they are given up, the next event continues after them. */
+uint32_t sim_evseq_lost(struct sim_evseq *s, uint32_t *from, uint32_t *to);
+/* Events due in one tick of tick_ms for count agents at per_min each, carrying the fraction
+ * in *credit (>= 0) to the next tick. */
+int sim_events_due(double *credit, int count, int per_min, int tick_ms);
 
 /* ceil(n / SIM_PER_PROC), at least 1. */
 int sim_default_procs(int n);

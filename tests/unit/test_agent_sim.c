@@ -83,6 +83,49 @@ static void test_share(void)
 	CU_ASSERT(start == 6 && count == 4);
 }
 
+/* Event numbers: in-order acks, refused acks, the range given up at a close. */
+static void test_evseq(void)
+{
+	struct sim_evseq s = { 0, 0 };
+	uint32_t from = 99, to = 99;
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), -1); /* nothing sent yet */
+	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 0);
+	CU_ASSERT_EQUAL(from, 99);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 1);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 2);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 3);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 2), -1); /* out of order */
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 0), -1);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), 0);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), -1); /* twice */
+	CU_ASSERT_EQUAL(s.acked, 1);
+	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 2);
+	CU_ASSERT_EQUAL(from, 2);
+	CU_ASSERT_EQUAL(to, 3);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 2), -1); /* given up: a late ack is refused */
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 4);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 4), 0);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 5), -1); /* not sent */
+	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 0);
+}
+
+/* The rate: count * per_min events a minute, fractions carried, nothing when per_min is 0. */
+static void test_events_due(void)
+{
+	double credit = 0;
+	long total = 0;
+	for (int t = 0; t < 6000; t++) /* one minute of 10 ms ticks */
+		total += sim_events_due(&credit, 1000, 3, 10);
+	CU_ASSERT(total >= 2999 && total <= 3000);
+	CU_ASSERT(credit >= 0 && credit < 1);
+	credit = 0;
+	CU_ASSERT_EQUAL(sim_events_due(&credit, 10, 1, 10), 0);
+	CU_ASSERT(credit > 0);
+	credit = 0;
+	CU_ASSERT_EQUAL(sim_events_due(&credit, 100000, 0, 10), 0);
+	CU_ASSERT_EQUAL(sim_events_due(&credit, 60000, 60, 1000), 60000);
+}
+
 static void test_cli(void)
 {
 	struct acli o;
@@ -121,6 +164,16 @@ static void test_cli(void)
 	CU_ASSERT_EQUAL(acli_parse(8, bad4, &o, err, sizeof(err)), -1);
 	CU_ASSERT(strstr(err, "--procs") != NULL);
 	CU_ASSERT_EQUAL(acli_parse(12, bad5, &o, err, sizeof(err)), -1);
+
+	char *ev_ok[] = { "a", "-s", "/d", "--simulate", "5", "run", "--events-per-min", "6" };
+	char *ev_big[] = { "a", "-s", "/d", "--simulate", "5", "run", "--events-per-min", "601" };
+	char *ev_enrol[] = { "a",   "-s",      "/d", "--simulate",	 "5", "enrol", "--server",
+			     "h:1", "--token", "t",  "--events-per-min", "1" };
+	CU_ASSERT_EQUAL(acli_parse(8, ev_ok, &o, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(o.events_per_min, 6);
+	CU_ASSERT_EQUAL(acli_parse(8, ev_big, &o, err, sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "--events-per-min") != NULL);
+	CU_ASSERT_EQUAL(acli_parse(12, ev_enrol, &o, err, sizeof(err)), -1);
 }
 
 int main(void)
@@ -132,6 +185,8 @@ int main(void)
 	CU_add_test(s, "source addresses round-robin", test_sources_round_robin);
 	CU_add_test(s, "processes by default", test_default_procs);
 	CU_add_test(s, "shares of the agents", test_share);
+	CU_add_test(s, "event numbers and acks", test_evseq);
+	CU_add_test(s, "events due per tick", test_events_due);
 	CU_add_test(s, "simulator command lines", test_cli);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
