@@ -474,15 +474,15 @@ static int on_cluster(struct cluster *c, struct hnode *n, const char *name, int 
 static const char pg_seed_sql[] =
     "INSERT INTO groups (name, path) SELECT 'g' || g, '/g' || g FROM generate_series(1, 20) g;"
     "INSERT INTO endpoints (uid, hostname, group_id) "
-    "SELECT 'uid-' || g, 'host-' || g, 1 + g % 20 FROM generate_series(1, 2000) g;"
+    "SELECT 'uid-' || g, 'host-' || g, 1 + g % 20 FROM generate_series(1, 500) g;"
     "INSERT INTO task_results (task_id, endpoint_id, status, result) "
     "SELECT 1 + g % 5, g, 'succeeded', jsonb_build_object('code', g % 3) "
-    "FROM generate_series(1, 2000) g";
+    "FROM generate_series(1, 500) g";
 
 /* A backlog per case: enough event batches that the upload has a middle. */
 static const char pg_backlog_sql[] =
     "INSERT INTO events (endpoint_id, kind, severity, details) "
-    "SELECT 1 + g % 2000, (ARRAY['detection','heartbeat-missed','policy-applied'])[1 + g % 3], "
+    "SELECT 1 + g % 500, (ARRAY['detection','heartbeat-missed','policy-applied'])[1 + g % 3], "
     "(ARRAY['info','low','high'])[1 + g % 3], jsonb_build_object('n', g) "
     "FROM generate_series(1, 100000) g";
 
@@ -513,8 +513,11 @@ static int pg_suite_init(void)
 	return hf_sync_retry(&pslave, 60);
 }
 
+static pid_t pg_agent;
+
 static int pg_suite_clean(void)
 {
+	hp_reap(&pg_agent, SIGTERM);
 	hp_cleanup(&pslave);
 	hp_cleanup(&pmaster);
 	cluster_stop(&pg_slave);
@@ -618,6 +621,48 @@ static void test_slave_db_immediate(void)
 	restart_during_upload(&pg_slave, "slave", "immediate");
 }
 
+static bool pg_agent_online(void *arg)
+{
+	return hp_query_ll(&pslave, "SELECT count(*) FROM endpoints WHERE hostname = 'frs-pg-desk' "
+				    "AND status = 'online'") == 1;
+}
+
+static bool pg_agent_reported(void *arg)
+{
+	return hp_query_ll(&pslave,
+			   "SELECT count(*) FROM task_results r JOIN tasks t ON t.id = r.task_id "
+			   "JOIN endpoints e ON e.id = r.endpoint_id WHERE t.name = 'frs-pg-inv' "
+			   "AND e.hostname = 'frs-pg-desk' AND r.status = 'succeeded'") == 1;
+}
+
+/* The push server's connections (its LISTEN one too) came back with the database. */
+static void test_slave_serves_agents_after(void)
+{
+	char dir[700], log[700], *out = NULL;
+	snprintf(dir, sizeof(dir), "%s/pg-agent", hp_root());
+	snprintf(log, sizeof(log), "%s/pg-agent.log", hp_root());
+	char *tok = ha_make_token(&pslave, "/frs-pg");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	int rc = ha_agent_enrol(&pslave, dir, tok, "frs-pg-desk", NULL);
+	free(tok);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	pg_agent = hp_spawn_agent(log, "-v", "-s", dir, "run", NULL);
+	CU_ASSERT_TRUE_FATAL(hp_wait(pg_agent_online, NULL, 30));
+	char *uid = hp_query1(&pslave, "SELECT uid FROM endpoints WHERE hostname = 'frs-pg-desk'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(uid);
+	CU_ASSERT_EQUAL(
+	    hp_ctl(&pslave, &out, "task", "create", "frs-pg-inv", "--kind", "inventory", NULL), 0);
+	free(out);
+	/* Sent while the agent is connected: it arrives by the notification, not at A_AUTH. */
+	CU_ASSERT_EQUAL(hp_ctl(&pslave, &out, "endpoint", "command", uid, "run_task", "--args",
+			       "{\"task\": \"frs-pg-inv\"}", NULL),
+			0);
+	free(out);
+	free(uid);
+	CU_ASSERT_TRUE(hp_wait(pg_agent_reported, NULL, 20));
+	hp_stop_checked(&pg_agent, log);
+}
+
 int main(void)
 {
 	const char *seed_s = getenv("STRATA_RESTART_SEED");
@@ -640,5 +685,6 @@ int main(void)
 	CU_add_test(s, "master database, immediate shutdown", test_master_db_immediate);
 	CU_add_test(s, "slave database, fast shutdown", test_slave_db_fast);
 	CU_add_test(s, "slave database, immediate shutdown", test_slave_db_immediate);
+	CU_add_test(s, "the slave serves agents afterwards", test_slave_serves_agents_after);
 	return hp_run_suite();
 }
