@@ -503,7 +503,8 @@ int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *er
 	int rc = db_exec(db,
 			 "INSERT INTO events (endpoint_id, kind, severity, occurred_at, details, "
 			 "agent_seq) VALUES ($1::bigint, $2, $3, $4::timestamptz, $5::jsonb, "
-			 "$6::bigint) ON CONFLICT (endpoint_id, agent_seq) WHERE agent_seq IS NOT NULL "
+			 "$6::bigint) ON CONFLICT (endpoint_id, agent_seq, occurred_at) "
+			 "WHERE agent_seq IS NOT NULL "
 			 "DO NOTHING",
 			 6, p, err, errlen);
 	free(details);
