@@ -369,6 +369,13 @@ static void run_task(struct aconn *c, int64_t id, json_t *args)
 		ack_command(c, id);
 		return;
 	}
+	if (astate_task_ran(c->o.state_dir, id) == 1) {
+		/* Sent again: the server lost our acknowledgement. It ran and reported already. */
+		log_info("agent: command %" PRId64 ": task %lld ran already", id,
+			 (long long)task_id);
+		ack_command(c, id);
+		return;
+	}
 	log_info("agent: task %lld: %s", (long long)task_id, kind);
 	json_t *r = NULL;
 	if (strcmp(kind, "inventory") == 0)
@@ -383,6 +390,8 @@ static void run_task(struct aconn *c, int64_t id, json_t *args)
 		json_pack("{s:I, s:s, s:o}", "task_id", task_id, "status",
 			  r ? "succeeded" : "failed", "result",
 			  r ? r : json_pack("{s:s}", "error", err)));
+	if (astate_task_record(c->o.state_dir, id, err, sizeof(err)) != 0)
+		log_warnx("agent: command %" PRId64 ": cannot record that it ran: %s", id, err);
 	/* Acked only now: the result is on disk, so the command is no longer needed. */
 	ack_command(c, id);
 }

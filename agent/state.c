@@ -289,3 +289,63 @@ int astate_next_seq(const char *dir, int64_t *seq, char *err, size_t errlen)
 	*seq = last + 1;
 	return 0;
 }
+
+/* The ids stored in tasks.done (at most ASTATE_TASKS_KEPT); their count, -1 on error. */
+static int tasks_load(const char *dir, int64_t *ids, char *p, size_t plen, char *err, size_t errlen)
+{
+	char line[32];
+	int n = 0;
+	if (astate_path(dir, "tasks.done", p, plen) != 0) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	FILE *f = fopen(p, "re");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		return -1;
+	}
+	while (n < ASTATE_TASKS_KEPT && fgets(line, sizeof(line), f)) {
+		char *end;
+		long long v = strtoll(line, &end, 10);
+		if (end != line && v > 0)
+			ids[n++] = v;
+	}
+	fclose(f);
+	return n;
+}
+
+int astate_task_ran(const char *dir, int64_t command_id)
+{
+	int64_t ids[ASTATE_TASKS_KEPT];
+	char p[4096], err[256];
+	int n = tasks_load(dir, ids, p, sizeof(p), err, sizeof(err));
+	for (int i = 0; i < n; i++)
+		if (ids[i] == command_id)
+			return 1;
+	return 0;
+}
+
+int astate_task_record(const char *dir, int64_t command_id, char *err, size_t errlen)
+{
+	int64_t ids[ASTATE_TASKS_KEPT];
+	char p[4096];
+	int n = tasks_load(dir, ids, p, sizeof(p), err, errlen);
+	if (n < 0)
+		return -1;
+	/* The oldest ids make room: a command that old has long been acknowledged. */
+	int from = n == ASTATE_TASKS_KEPT ? 1 : 0;
+	size_t cap = (size_t)(n + 1) * 24, len = 0;
+	char *buf = malloc(cap);
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = from; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%" PRId64 "\n", ids[i]);
+	len += (size_t)snprintf(buf + len, cap - len, "%" PRId64 "\n", command_id);
+	int rc = astate_write_atomic(p, buf, len, 0600, err, errlen);
+	free(buf);
+	return rc;
+}

@@ -69,4 +69,15 @@ ASTATE_WUR int astate_forget_push(const char *dir, char *err, size_t errlen);
 /* Takes the next sequence number (1, 2, ...) and stores it before returning. */
 ASTATE_WUR int astate_next_seq(const char *dir, int64_t *seq, char *err, size_t errlen);
 
+/*
+ * tasks.done: the ids of the last ASTATE_TASKS_KEPT run_task commands the
+ * agent ran. A command is sent again until the server has recorded its
+ * acknowledgement, which a server crash may lose; one found here is only
+ * acknowledged, so its task runs and reports once.
+ */
+#define ASTATE_TASKS_KEPT 1024
+/* 1 when the command is recorded, 0 when not (or the file is unreadable). */
+int astate_task_ran(const char *dir, int64_t command_id);
+ASTATE_WUR int astate_task_record(const char *dir, int64_t command_id, char *err, size_t errlen);
+
 #endif

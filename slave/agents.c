@@ -494,14 +494,19 @@ int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char
 
 int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err, size_t errlen)
 {
-	char ids[24];
+	char ids[24], seq[24];
 	char *details = json_dumps(m->details, JSON_COMPACT);
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	const char *p[] = { ids, m->kind, m->severity, m->occurred_at, details };
+	snprintf(seq, sizeof(seq), "%" PRId64, m->seq);
+	const char *p[] = { ids, m->kind, m->severity, m->occurred_at, details, seq };
+	/* A resent event (its acknowledgement was lost) is stored already: acknowledged again. */
 	int rc = db_exec(db,
-			 "INSERT INTO events (endpoint_id, kind, severity, occurred_at, details) "
-			 "VALUES ($1::bigint, $2, $3, $4::timestamptz, $5::jsonb)",
-			 5, p, err, errlen);
+			 "INSERT INTO events (endpoint_id, kind, severity, occurred_at, details, "
+			 "agent_seq) VALUES ($1::bigint, $2, $3, $4::timestamptz, $5::jsonb, "
+			 "$6::bigint) ON CONFLICT (endpoint_id, agent_seq, occurred_at) "
+			 "WHERE agent_seq IS NOT NULL "
+			 "DO NOTHING",
+			 6, p, err, errlen);
 	free(details);
 	return rc;
 }

@@ -101,6 +101,7 @@ int agents_flush_seen(struct db *db, size_t n, const int64_t *ids, const double 
  */
 int agents_sweep(struct db *db, int heartbeat, int *changed, int *shortest, char *err,
 		 size_t errlen);
+/* Stores an agent's event once: a resend (same endpoint, seq and occurred_at) is a no-op. */
 int agents_event(struct db *db, int64_t id, const struct amsg_event *m, char *err, size_t errlen);
 int agents_result(struct db *db, int64_t id, const struct amsg_result *m, char *err, size_t errlen);
 /*

@@ -503,11 +503,12 @@ static int read_batch(struct link *l, const struct stream_def *sd, int64_t from,
 	snprintf(from_s, sizeof(from_s), "%" PRId64, from);
 	snprintf(limit_s, sizeof(limit_s), "%d", link_cfg(l)->repl_batch_rows);
 	const char *p[] = { from_s, limit_s };
+	/* Cleared first: the caller frees b->data whatever happens, also when the database is gone. */
+	memset(b, 0, sizeof(*b));
 	if (db_exec(link_db(l),
 		    "SELECT set_config('strata.from', $1, false), set_config('strata.limit', $2, false)",
 		    2, p, err, errlen) != 0)
 		return -1;
-	memset(b, 0, sizeof(*b));
 	b->limit = (size_t)link_cfg(l)->frame_max / 2;
 	int rc = db_copy_out(link_db(l), sd->slave_copy, batch_row, b, err, errlen);
 	if (rc < 0 || rc == 2) {

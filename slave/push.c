@@ -1027,6 +1027,32 @@ static void on_auth_notice(struct push_server *ps, const char *payload)
 	}
 }
 
+#define LISTEN_RETRY_MAX_S 30
+
+/*
+ * Without the LISTEN connection, commands wait for the agent's next
+ * connection and revocations for its next heartbeat: it comes back in
+ * seconds, not at the next sweep.
+ */
+static void listen_retry(struct push_server *ps)
+{
+	if (!ps->listen_retry_ev)
+		return;
+	if (ps->listen_retry_s < 1)
+		ps->listen_retry_s = 1;
+	struct timeval tv = { ps->listen_retry_s, 0 };
+	evtimer_add(ps->listen_retry_ev, &tv);
+	ps->listen_retry_s = ps->listen_retry_s * 2 > LISTEN_RETRY_MAX_S ? LISTEN_RETRY_MAX_S
+									 : ps->listen_retry_s * 2;
+}
+
+static void on_listen_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct push_server *ps = arg;
+	if (!ps->notify_ev)
+		listen_commands(ps);
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
 	struct push_server *ps = arg;
@@ -1036,6 +1062,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 		log_warnx("push: command listener connection lost: %s", PQerrorMessage(conn));
 		event_free(ps->notify_ev);
 		ps->notify_ev = NULL;
+		listen_retry(ps);
 		return;
 	}
 	bool commands = false;
@@ -1059,7 +1086,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 		deliver_new(ps);
 }
 
-/* (Re)opens the LISTEN connection; the sweep timer retries after a failure. */
+/* (Re)opens the LISTEN connection; after a failure listen_retry (and the sweep) try again. */
 static void listen_commands(struct push_server *ps)
 {
 	char err[512];
@@ -1067,10 +1094,12 @@ static void listen_commands(struct push_server *ps)
 		ps->listen_db = db_connect(ps->d->cfg.db_conninfo, 1, 1, err, sizeof(err));
 		if (!ps->listen_db) {
 			log_warnx("push: command listener: %s", err);
+			listen_retry(ps);
 			return;
 		}
 	} else if (!db_alive(ps->listen_db) && db_reconnect(ps->listen_db, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
+		listen_retry(ps);
 		return;
 	}
 	if (db_exec(ps->listen_db, "LISTEN strata_commands", 0, NULL, err, sizeof(err)) != 0 ||
@@ -1078,6 +1107,7 @@ static void listen_commands(struct push_server *ps)
 	    db_exec(ps->listen_db, "LISTEN strata_agent_auth", 0, NULL, err, sizeof(err)) != 0 ||
 	    db_exec(ps->listen_db, "LISTEN strata_push_servers", 0, NULL, err, sizeof(err)) != 0) {
 		log_warnx("push: command listener: %s", err);
+		listen_retry(ps);
 		return;
 	}
 	ps->notify_ev = event_new(ps->d->base, PQsocket(db_conn(ps->listen_db)),
@@ -1086,8 +1116,12 @@ static void listen_commands(struct push_server *ps)
 		log_warnx("push: command listener: cannot watch the socket");
 		event_free(ps->notify_ev);
 		ps->notify_ev = NULL;
+		listen_retry(ps);
 		return;
 	}
+	if (ps->listen_retry_s > 0)
+		log_notice("push: command listener connected again");
+	ps->listen_retry_s = 0;
 	/* Notifications sent while nobody listened are lost: look again. */
 	dps_check(ps);
 	deliver_new(ps);
@@ -1130,8 +1164,9 @@ struct push_server *push_start(struct daemon *d, const struct agent_pki *pki, ch
 				    "connections closed by handshake-timeout before authenticating");
 	ps->refused = tally_new(d->base, TALLY_LOG_S, "push",
 				"connections refused (busy): max-connections reached");
+	ps->listen_retry_ev = evtimer_new(d->base, on_listen_retry, ps);
 	if (!ps->flush_ev || !ps->sweep_ev || !ps->batch_ev || !ps->dead_ev || !ps->preauth_cut ||
-	    !ps->refused) {
+	    !ps->refused || !ps->listen_retry_ev) {
 		snprintf(err, errlen, "out of memory");
 		push_shutdown(ps);
 		push_free(ps);
@@ -1186,6 +1221,8 @@ void push_free(struct push_server *ps)
 	free(ps->ack_cid);
 	if (ps->notify_ev)
 		event_free(ps->notify_ev);
+	if (ps->listen_retry_ev)
+		event_free(ps->listen_retry_ev);
 	if (ps->listen_db)
 		db_close(ps->listen_db);
 	free(ps);

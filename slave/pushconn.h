@@ -99,6 +99,9 @@ struct push_server {
 	int64_t sweep_due_ms;		   /* now_ms() at which sweep_ev fires */
 	struct effective_seen policy_seen; /* the policies last loaded, for their warnings */
 	struct db *listen_db;		   /* LISTEN strata_commands */
+	/* Reopens a lost LISTEN connection after listen_retry_s (1 s, doubling up to 30 s). */
+	struct event *listen_retry_ev;
+	int listen_retry_s;
 	/* endpoint id -> its connection (from the key proof on), chained. */
 	struct agent_conn **byid;
 	size_t nbuckets, nhashed;

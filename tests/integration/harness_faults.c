@@ -132,3 +132,41 @@ int hf_sync_retry(struct hnode *slave, int timeout_s)
 		sleep(1);
 	}
 }
+
+/* Checksum SQL on the slave, and on the master for one slave's partition. */
+static const struct {
+	const char *stream;
+	const char *slave_sql;
+	const char *master_sql;
+} stream_sums[] = {
+#define SUM_SELECT(expr) "SELECT count(*) || '/' || coalesce(sum(hashtext(" expr ")), 0) FROM "
+#define SUM(stream, expr)                                                                          \
+	{ stream, SUM_SELECT(expr) stream, SUM_SELECT(expr) stream " WHERE slave_id = $1::int" }
+	SUM("groups", "id::text || '/' || path || '/' || version::text"),
+	SUM("endpoints", "id::text || uid || hostname || status || version::text"),
+	SUM("events", "id::text || kind || severity || details::text || version::text"),
+	SUM("task_results",
+	    "task_id::text || '/' || endpoint_id::text || status || result::text || version::text"),
+#undef SUM
+#undef SUM_SELECT
+};
+
+bool hf_rows_same(struct hnode *master, struct hnode *slave, int sid, bool report)
+{
+	char sid_s[16];
+	bool same = true;
+	snprintf(sid_s, sizeof(sid_s), "%d", sid);
+	const char *p[] = { sid_s };
+	for (size_t i = 0; i < sizeof(stream_sums) / sizeof(stream_sums[0]); i++) {
+		char *want = hf_value(slave, stream_sums[i].slave_sql, 0, NULL);
+		char *got = hf_value(master, stream_sums[i].master_sql, 1, p);
+		bool ok = want && got && strcmp(want, got) == 0;
+		if (!ok && report)
+			fprintf(stderr, "stream %s: slave %s, master %s\n", stream_sums[i].stream,
+				want ? want : "(error)", got ? got : "(error)");
+		same = same && ok;
+		free(want);
+		free(got);
+	}
+	return same;
+}

@@ -35,4 +35,12 @@ int hf_file_count(const char *path, const char *needle);
 /* `sync now` on the slave, retried for up to timeout_s (the slave may be in backoff). */
 int hf_sync_retry(struct hnode *slave, int timeout_s);
 
+/*
+ * Per replicated stream (groups, endpoints, events, task_results): the
+ * row count and a checksum over the replicated columns on the slave and
+ * in the master's partition for slave id sid. True when every stream
+ * agrees; with report, the streams that differ are printed.
+ */
+bool hf_rows_same(struct hnode *master, struct hnode *slave, int sid, bool report);
+
 #endif

@@ -24,21 +24,51 @@ int hpg_require(void)
 	return -1;
 }
 
-char *hpg_conninfo(const char *dbname)
+/* Databases hpg_place moved to another cluster. */
+#define HPG_PLACED_MAX 16
+static struct {
+	char dbname[128], host[512], port[16];
+} placed[HPG_PLACED_MAX];
+static int nplaced;
+
+int hpg_place(const char *dbname, const char *host, int port)
+{
+	if (nplaced == HPG_PLACED_MAX || strlen(dbname) >= sizeof(placed[0].dbname) ||
+	    strlen(host) >= sizeof(placed[0].host))
+		return -1;
+	snprintf(placed[nplaced].dbname, sizeof(placed[0].dbname), "%s", dbname);
+	snprintf(placed[nplaced].host, sizeof(placed[0].host), "%s", host);
+	snprintf(placed[nplaced].port, sizeof(placed[0].port), "%d", port);
+	nplaced++;
+	return 0;
+}
+
+/* The conninfo of database dbname on the cluster that holds database owner. */
+static char *conninfo_on(const char *owner, const char *dbname)
 {
 	char *s = NULL;
 	const char *host = env("STRATA_TEST_PGHOST");
 	const char *port = env("STRATA_TEST_PGPORT");
+	for (int i = 0; i < nplaced; i++)
+		if (strcmp(placed[i].dbname, owner) == 0) {
+			host = placed[i].host;
+			port = placed[i].port;
+		}
 	if (asprintf(&s, "host=%s port=%s user=postgres dbname=%s", host ? host : "",
 		     port ? port : "", dbname) < 0)
 		return NULL;
 	return s;
 }
 
+char *hpg_conninfo(const char *dbname)
+{
+	return conninfo_on(dbname, dbname);
+}
+
 /* Database names cannot be parameters; these come from the test, quoted anyway. */
 static int admin_exec(const char *verb, const char *name, const char *suffix)
 {
-	char *ci = hpg_conninfo("postgres");
+	char *ci = conninfo_on(name, "postgres");
 	PGconn *conn = PQconnectdb(ci);
 	free(ci);
 	int rc = -1;

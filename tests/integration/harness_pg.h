@@ -18,4 +18,11 @@ char *hpg_create_db(const char *prefix);
 /* Drops it, disconnecting whoever is still connected. */
 void hpg_drop_db(const char *name);
 
+/*
+ * A database on another cluster than the test's (a suite that restarts
+ * PostgreSQL starts clusters of its own): from now on hpg_conninfo and
+ * hpg_drop_db name host and port for it. host is copied.
+ */
+int hpg_place(const char *dbname, const char *host, int port);
+
 #endif

@@ -152,6 +152,31 @@ static void test_push_server(void)
 	rm_rf(dir);
 }
 
+static void test_tasks_ran(void)
+{
+	char dir[64], err[256];
+	snprintf(dir, sizeof(dir), "/tmp/strata-as-XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 1), 0);
+	CU_ASSERT_EQUAL(astate_task_record(dir, 7, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_task_record(dir, 9, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 7), 1);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 9), 1);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 8), 0);
+	/* Only the newest ASTATE_TASKS_KEPT are kept: the oldest make room. */
+	for (int64_t id = 100; id < 100 + ASTATE_TASKS_KEPT; id++)
+		CU_ASSERT_EQUAL_FATAL(astate_task_record(dir, id, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 7), 0);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 9), 0);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 100), 1);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 99 + ASTATE_TASKS_KEPT), 1);
+	/* A line that is not a command id is skipped, not taken for one. */
+	write_file(dir, "tasks.done", "junk\n-3\n12\n");
+	CU_ASSERT_EQUAL(astate_task_ran(dir, 12), 1);
+	CU_ASSERT_EQUAL(astate_task_ran(dir, -3), 0);
+	rm_rf(dir);
+}
+
 static void test_open_dir_refused(void)
 {
 	char dir[64], err[256];
@@ -173,6 +198,8 @@ int main(void)
 	CU_add_test(s, "assigned push server stored, replaced, forgotten; bad files refused",
 		    test_push_server);
 	CU_add_test(s, "a state dir others can read is refused", test_open_dir_refused);
+	CU_add_test(s, "run_task commands that ran are remembered, the newest kept",
+		    test_tasks_ran);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
