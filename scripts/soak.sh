@@ -32,8 +32,10 @@
 # that last sample must be at most 10 % above its RSS at age 5 minutes, or,
 # when it lived less than 10 minutes, at half its age. A role whose
 # longest-lived process lived less than 2 minutes cannot be judged and
-# fails the rule. The summary also shows, per role, the sum of VmRSS of
-# its processes at minute 5 of the run and at the end of the load.
+# fails the rule. Second, as a whole: the sum of VmRSS of every daemon
+# process (master, slave, workers) at the end of the load must be at most
+# 10 % above that sum at minute 5 of the run. The summary also shows, per
+# role, the sum of VmRSS of its processes at minute 5 and at the end.
 #
 # Nothing lost: the simulator sends each event once. An event is either
 # acknowledged (stored: the slave acknowledges after its INSERT commits) or
@@ -272,7 +274,7 @@ mem_report=$(awk -F, -v five=300 '
 	NR == 1 { next }
 	{ k = $2 SUBSEP $3; n[k]++; age[k, n[k]] = $4; rss[k, n[k]] = $5; role[k] = $2; pid[k] = $3
 	  if ($1 >= five && !($2 in t5)) t5[$2] = $1
-	  sum[$2, $1] += $5; last[$2] = $1 }
+	  sum[$2, $1] += $5; last[$2] = $1; total[$1] += $5; tlast = $1 }
 	END {
 		for (k in n) {
 			r = role[k]; a = age[k, n[k]]
@@ -290,6 +292,15 @@ mem_report=$(awk -F, -v five=300 '
 			b = rss[k, j]; e = rss[k, n[k]]; ok = (e <= b * 1.10)
 			printf "pid %s lived %d s, VmRSS %d KiB at age %d s, %d KiB at age %d s (%+.1f %%): %s\n",
 				pid[k], bestage[r], b, age[k, j], e, age[k, n[k]], (e - b) * 100 / b, ok ? "pass" : "fail"
+			if (!ok) fail = 1
+		}
+		tfive = ""
+		for (t in total) if (t >= five && (tfive == "" || t < tfive)) tfive = t
+		if (tfive == "") { printf "all daemons: no sample at minute 5: fail\n"; fail = 1 }
+		else {
+			ok = (total[tlast] <= total[tfive] * 1.10)
+			printf "all daemons: sum of VmRSS %d KiB at minute 5, %d KiB at the end (%+.1f %%): %s\n",
+				total[tfive], total[tlast], (total[tlast] - total[tfive]) * 100 / total[tfive], ok ? "pass" : "fail"
 			if (!ok) fail = 1
 		}
 		print (fail ? "MEMORY FAIL" : "MEMORY PASS")
