@@ -70,7 +70,7 @@ int hf_slave_id(struct hnode *master, const char *name)
 {
 	const char *p[] = { name };
 	return (int)hf_ll(
-		master, "SELECT id FROM slaves WHERE name = $1 AND state <> 'unregistered'", 1, p);
+	    master, "SELECT id FROM slaves WHERE name = $1 AND state <> 'unregistered'", 1, p);
 }
 
 pid_t hf_spawn(const char *bin, const char *cfg, const char *log)
@@ -133,40 +133,59 @@ int hf_sync_retry(struct hnode *slave, int timeout_s)
 	}
 }
 
-/* Checksum SQL on the slave, and on the master for one slave's partition. */
-static const struct {
-	const char *stream;
-	const char *slave_sql;
-	const char *master_sql;
-} stream_sums[] = {
 #define SUM_SELECT(expr) "SELECT count(*) || '/' || coalesce(sum(hashtext(" expr ")), 0) FROM "
 #define SUM(stream, expr)                                                                          \
-	{ stream, SUM_SELECT(expr) stream, SUM_SELECT(expr) stream " WHERE slave_id = $1::int" }
+	{                                                                                          \
+		stream, SUM_SELECT(expr) stream,                                                   \
+		    SUM_SELECT(expr) stream " WHERE slave_id = $1::int"                            \
+	}
+/* A stream whose tables differ in name or need a condition. */
+#define SUM2(stream, expr, slave_from, master_from)                                                \
+	{                                                                                          \
+		stream, SUM_SELECT(expr) slave_from, SUM_SELECT(expr) master_from                  \
+	}
+const struct hf_stream hf_streams[] = {
 	SUM("groups", "id::text || '/' || path || '/' || version::text"),
 	SUM("endpoints", "id::text || uid || hostname || status || version::text"),
 	SUM("events", "id::text || kind || severity || details::text || version::text"),
 	SUM("task_results",
 	    "task_id::text || '/' || endpoint_id::text || status || result::text || version::text"),
-#undef SUM
-#undef SUM_SELECT
+	SUM2("policies", "id::text || '/' || name || settings::text || version::text",
+	     "policies WHERE owner = 'local'", "slave_policies WHERE slave_id = $1::int"),
+	SUM2("tasks", "id::text || '/' || name || kind || params::text || version::text",
+	     "tasks WHERE owner = 'local'", "slave_tasks WHERE slave_id = $1::int"),
 };
+#undef SUM
+#undef SUM2
+#undef SUM_SELECT
+const size_t hf_nstreams = sizeof(hf_streams) / sizeof(hf_streams[0]);
 
-bool hf_rows_same(struct hnode *master, struct hnode *slave, int sid, bool report)
+long long hf_compare(struct hnode *master, struct hnode *slave, int sid, const struct hf_stream *s,
+		     size_t n, bool report)
 {
 	char sid_s[16];
+	long long rows = 0;
 	bool same = true;
 	snprintf(sid_s, sizeof(sid_s), "%d", sid);
 	const char *p[] = { sid_s };
-	for (size_t i = 0; i < sizeof(stream_sums) / sizeof(stream_sums[0]); i++) {
-		char *want = hf_value(slave, stream_sums[i].slave_sql, 0, NULL);
-		char *got = hf_value(master, stream_sums[i].master_sql, 1, p);
+	for (size_t i = 0; i < n && (same || report); i++) {
+		char *want =
+		    hf_value(slave, s[i].slave_sql, strstr(s[i].slave_sql, "$1") ? 1 : 0, p);
+		char *got =
+		    hf_value(master, s[i].master_sql, strstr(s[i].master_sql, "$1") ? 1 : 0, p);
 		bool ok = want && got && strcmp(want, got) == 0;
 		if (!ok && report)
-			fprintf(stderr, "stream %s: slave %s, master %s\n", stream_sums[i].stream,
+			fprintf(stderr, "stream %s: slave %s, master %s\n", s[i].stream,
 				want ? want : "(error)", got ? got : "(error)");
+		rows += want ? strtoll(want, NULL, 10) : 0;
 		same = same && ok;
 		free(want);
 		free(got);
 	}
-	return same;
+	return same ? rows : -1;
+}
+
+bool hf_rows_same(struct hnode *master, struct hnode *slave, int sid, bool report)
+{
+	return hf_compare(master, slave, sid, hf_streams, hf_nstreams, report) >= 0;
 }

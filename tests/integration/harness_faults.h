@@ -35,12 +35,30 @@ int hf_file_count(const char *path, const char *needle);
 /* `sync now` on the slave, retried for up to timeout_s (the slave may be in backoff). */
 int hf_sync_retry(struct hnode *slave, int timeout_s);
 
+/* One stream's row count and checksum: SQL on the slave, and on the master ($1: slave id). */
+struct hf_stream {
+	const char *stream;
+	const char *slave_sql;
+	const char *master_sql;
+};
+
 /*
- * Per replicated stream (groups, endpoints, events, task_results): the
- * row count and a checksum over the replicated columns on the slave and
- * in the master's partition for slave id sid. True when every stream
- * agrees; with report, the streams that differ are printed.
+ * The replicated streams (groups, endpoints, events, task_results, local
+ * policies and tasks): the row count and a checksum over the replicated
+ * columns on the slave and in the master's partition for the slave.
  */
+extern const struct hf_stream hf_streams[];
+extern const size_t hf_nstreams;
+
+/*
+ * Compares n streams of s between the slave and the master's rows for
+ * slave id sid: the rows compared (the slave's counts summed) when every
+ * stream agrees, else -1; with report, the streams that differ are
+ * printed.
+ */
+long long hf_compare(struct hnode *master, struct hnode *slave, int sid, const struct hf_stream *s,
+		     size_t n, bool report);
+/* hf_compare over hf_streams: true when every replicated stream agrees. */
 bool hf_rows_same(struct hnode *master, struct hnode *slave, int sid, bool report);
 
 #endif
