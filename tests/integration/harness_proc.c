@@ -1,6 +1,8 @@
 #include "harness_proc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -505,4 +507,53 @@ int hp_run_suite(void)
 	else if (root[0])
 		fprintf(stderr, "harness: logs kept in %s\n", root);
 	return fails ? 1 : 0;
+}
+
+int hp_worker_pids(pid_t parent, pid_t *pids, int n)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	memset(pids, 0, (size_t)n * sizeof(pids[0]));
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], buf[1024];
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		char *rp = strrchr(buf, ')');
+		char state;
+		int ppid;
+		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != parent ||
+		    state == 'Z')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		/* argv: strata-slave -c FILE -W INDEX, NUL-separated. */
+		const char *prev = NULL;
+		for (const char *arg = buf; arg < buf + len; arg += strlen(arg) + 1) {
+			if (prev && strcmp(prev, "-W") == 0) {
+				int index = atoi(arg);
+				if (index >= 1 && index <= n) {
+					pids[index - 1] = (pid_t)atoi(de->d_name);
+					found++;
+				}
+			}
+			prev = arg;
+		}
+	}
+	closedir(d);
+	return found;
 }

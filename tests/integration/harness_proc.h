@@ -104,4 +104,11 @@ void hp_reap(pid_t *pid, int sig);
 /* Standard CUnit main: runs the registry, returns 1 on any failure. */
 int hp_run_suite(void);
 
+/*
+ * The push workers of the slave whose main process is parent: its
+ * children started with -W INDEX, found in /proc. pids[INDEX - 1] gets
+ * the pid (0: none running) for INDEX 1..n; returns how many run.
+ */
+int hp_worker_pids(pid_t parent, pid_t *pids, int n);
+
 #endif

@@ -12,7 +12,6 @@
  */
 #include <CUnit/Basic.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,64 +64,10 @@ static pid_t agent_start(int i)
 	return hp_spawn_agent(log, "-v", "-s", dir, "run", "--scan-root", scan_root, NULL);
 }
 
-/*
- * The push workers of the slave whose main process is parent: its
- * children started with -W INDEX, found in /proc. Returns how many run;
- * pids[INDEX - 1] gets the pid (0: none).
- */
-static int worker_pids(pid_t parent, pid_t pids[NWORKERS])
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int found = 0;
-	memset(pids, 0, NWORKERS * sizeof(pids[0]));
-	if (!d)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		char path[300], buf[1024];
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *rp = strrchr(buf, ')');
-		char state;
-		int ppid;
-		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != parent ||
-		    state == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		/* argv: strata-slave -c FILE -W INDEX, NUL-separated. */
-		const char *prev = NULL;
-		for (const char *arg = buf; arg < buf + n; arg += strlen(arg) + 1) {
-			if (prev && strcmp(prev, "-W") == 0) {
-				int index = atoi(arg);
-				if (index >= 1 && index <= NWORKERS) {
-					pids[index - 1] = (pid_t)atoi(de->d_name);
-					found++;
-				}
-			}
-			prev = arg;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
 static bool all_workers(void *arg)
 {
 	pid_t pids[NWORKERS];
-	return worker_pids(slave.pid, pids) == NWORKERS;
+	return hp_worker_pids(slave.pid, pids, NWORKERS) == NWORKERS;
 }
 
 static bool all_online(void *arg)
@@ -247,7 +192,7 @@ static bool worker_respawned(void *arg)
 {
 	struct respawn *r = arg;
 	pid_t pids[NWORKERS];
-	worker_pids(slave.pid, pids);
+	hp_worker_pids(slave.pid, pids, NWORKERS);
 	return pids[r->index] != 0 && pids[r->index] != r->old;
 }
 
@@ -268,7 +213,7 @@ static void test_worker_kills(void)
 			CU_ASSERT_EQUAL_FATAL(task_give(), 0);
 		/* In the middle of the tasks' detections, results and acknowledgements. */
 		pause_ms(300);
-		CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+		CU_ASSERT_EQUAL_FATAL(hp_worker_pids(slave.pid, pids, NWORKERS), NWORKERS);
 		struct respawn w = { 0, rand() % NWORKERS };
 		w.old = pids[w.index];
 		fprintf(stderr, "round %d: SIGKILL to push worker %d (pid %d)\n", r + 1,
@@ -285,7 +230,7 @@ static void test_slave_killed(void)
 	pid_t pids[NWORKERS];
 	CU_ASSERT_EQUAL_FATAL(task_give(), 0);
 	pause_ms(300);
-	CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+	CU_ASSERT_EQUAL_FATAL(hp_worker_pids(slave.pid, pids, NWORKERS), NWORKERS);
 	fprintf(stderr, "SIGKILL to the slave's main process (pid %d)\n", (int)slave.pid);
 	hp_kill9(&slave);
 	/* Its workers notice and leave; the port is free for the next ones. */

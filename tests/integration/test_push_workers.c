@@ -5,8 +5,6 @@
  * no worker left behind when the slave stops. Then unreachable ranges: an
  * agent connecting from a listed range is 'unreachable', never 'online'.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,65 +89,10 @@ static void agent_stop(pid_t *pid)
 	}
 }
 
-/*
- * The push workers of the slave: its children started with -W INDEX,
- * found in /proc. pids[INDEX - 1] gets the pid (0: none running).
- */
-static int worker_pids(pid_t parent, pid_t pids[NWORKERS])
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int found = 0;
-	memset(pids, 0, NWORKERS * sizeof(pids[0]));
-	if (!d)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		char path[300], buf[1024];
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *rp = strrchr(buf, ')');
-		char state;
-		int ppid;
-		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != parent ||
-		    state == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		/* argv: strata-slave -c FILE -W INDEX, NUL-separated. */
-		const char *arg = buf;
-		const char *prev = NULL;
-		while (arg < buf + n) {
-			if (prev && strcmp(prev, "-W") == 0) {
-				int index = atoi(arg);
-				if (index >= 1 && index <= NWORKERS) {
-					pids[index - 1] = (pid_t)atoi(de->d_name);
-					found++;
-				}
-			}
-			prev = arg;
-			arg += strlen(arg) + 1;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
 static bool all_workers(void *arg)
 {
 	pid_t pids[NWORKERS];
-	return worker_pids(slave.pid, pids) == NWORKERS;
+	return hp_worker_pids(slave.pid, pids, NWORKERS) == NWORKERS;
 }
 
 static int suite_init(void)
@@ -204,7 +147,7 @@ static void test_agents_spread(void)
 	pid_t pids[NWORKERS];
 	char name[32], needle[64];
 	CU_ASSERT_FATAL(hp_wait(all_workers, NULL, 30));
-	CU_ASSERT_EQUAL(worker_pids(slave.pid, pids), NWORKERS);
+	CU_ASSERT_EQUAL(hp_worker_pids(slave.pid, pids, NWORKERS), NWORKERS);
 	for (int i = 0; i < NWORKERS; i++) {
 		snprintf(needle, sizeof(needle), "push worker %d started (pid %d)", i + 1,
 			 (int)pids[i]);
@@ -243,7 +186,7 @@ static bool worker2_restarted(void *arg)
 {
 	struct restarted *r = arg;
 	pid_t pids[NWORKERS];
-	worker_pids(slave.pid, pids);
+	hp_worker_pids(slave.pid, pids, NWORKERS);
 	return pids[1] != 0 && pids[1] != r->old;
 }
 
@@ -258,7 +201,7 @@ static void test_worker_killed(void)
 {
 	pid_t pids[NWORKERS];
 	char needle[128];
-	CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+	CU_ASSERT_EQUAL_FATAL(hp_worker_pids(slave.pid, pids, NWORKERS), NWORKERS);
 	PGconn *db = hp_db(&slave);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(db);
 	PQclear(PQexec(db, "CREATE TABLE kill_time AS SELECT now() AS t"));
@@ -271,7 +214,7 @@ static void test_worker_killed(void)
 	CU_ASSERT_FATAL(hp_wait(worker2_restarted, &r, 30));
 	/* The other two were not disturbed. */
 	pid_t now[NWORKERS];
-	CU_ASSERT_EQUAL(worker_pids(slave.pid, now), NWORKERS);
+	CU_ASSERT_EQUAL(hp_worker_pids(slave.pid, now, NWORKERS), NWORKERS);
 	CU_ASSERT_EQUAL(now[0], pids[0]);
 	CU_ASSERT_EQUAL(now[2], pids[2]);
 	CU_ASSERT(hp_wait(all_back, NULL, 30));
@@ -340,7 +283,7 @@ static void test_stale_connection_elsewhere(void)
 static void test_stop_leaves_no_worker(void)
 {
 	pid_t pids[NWORKERS];
-	CU_ASSERT_EQUAL_FATAL(worker_pids(slave.pid, pids), NWORKERS);
+	CU_ASSERT_EQUAL_FATAL(hp_worker_pids(slave.pid, pids, NWORKERS), NWORKERS);
 	CU_ASSERT_EQUAL(hp_stop(&slave), 0);
 	for (int i = 0; i < NWORKERS; i++) {
 		errno = 0;
