@@ -30,10 +30,11 @@ case "$seed" in
 *[!0-9]*) echo "kill.sh: --seed must be a number, not '$seed'" >&2; exit 2 ;;
 esac
 
+bash scripts/setup.sh
 if [ ! -f "$builddir/CMakeCache.txt" ]; then
 	cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$builddir" -j2 --target it_test_faults_kill strata-master strata-slave strata-ctl
+cmake --build "$builddir" -j"$(nproc)" --target it_test_faults_kill strata-master strata-slave strata-ctl
 
 pgdir=$(mktemp -d /tmp/strata-kill-pg.XXXXXX)
 pgport=$((20000 + RANDOM % 20000))
