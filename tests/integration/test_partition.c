@@ -129,6 +129,7 @@ static void remove_leftovers(void)
 static void on_signal(int sig)
 {
 	hp_kill9(&master);
+	hp_kill9(&slave);
 	netns_cleanup();
 	signal(sig, SIG_DFL);
 	raise(sig);
