@@ -9,8 +9,14 @@
  * is back.
  *
  * Needs root and `ip netns`. Delay and loss use tc netem when the kernel
- * has sch_netem; without it the delay comes from a slow tbf link (queueing
- * delay) and the loss from an nftables rule dropping at random.
+ * has sch_netem. Without it the loss comes from an nftables rule dropping
+ * at random, and the delay from a TCP relay (harness_relay.c) in the
+ * master's namespace: the slave's <master> points at the relay, which
+ * listens on the veth address, connects to the master for each connection
+ * and holds every chunk of bytes, each way, for delay ± jitter before
+ * passing it on (0 outside the delay case), so a sync session sees a real
+ * round trip of twice the delay. The relay counts what it held back, which
+ * shows the delay was applied.
  *
  * The test process itself enters the slave's namespace: the slave, the
  * agent, strata-ctl and curl then all share it, and only the master is
@@ -37,6 +43,7 @@
 #include "harness_agent.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
+#include "harness_relay.h"
 #include "tls.h"
 
 #define NS_PREFIX "strata-pt"
@@ -55,6 +62,8 @@ static bool netns_made, have_netem;
 static int http_port;
 static char token_path[700], agent_dir[700], agent_log[700], scan_dir[700];
 static pid_t agent_pid;
+/* Without netem: the delaying relay the slave reaches the master through. */
+static struct hrelay *relay;
 static char agent_uid[80];
 
 /* ---- commands ---- */
@@ -120,6 +129,7 @@ static void remove_leftovers(void)
 static void on_signal(int sig)
 {
 	hp_kill9(&master);
+	hp_kill9(&slave);
 	netns_cleanup();
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -188,7 +198,7 @@ static int netns_setup(void)
 	RUNQ(TC, "-n", ns_m, "qdisc", "del", "dev", veth_m, "root");
 	if (!have_netem)
 		fprintf(stderr, "partition: this kernel has no sch_netem (tc netem): delay comes "
-				"from a slow tbf link, loss from nftables\n");
+				"from a delaying TCP relay, loss from nftables\n");
 	fprintf(stderr, "partition: master %s in %s, slave %s in %s\n", addr_m, ns_m, addr_s, ns_s);
 	return enter_netns(ns_s);
 }
@@ -214,19 +224,22 @@ static void link_clear(void)
 	}
 }
 
-/* delay ms with jitter ms each way (netem), or a slow link (tbf) without netem. */
-static int link_delay(const char *delay, const char *jitter)
+/* delay ± jitter ms each way: netem on both ends, else the relay. */
+static int link_delay(int delay_ms, int jitter_ms)
 {
-	for (int e = 0; e < 2; e++) {
-		int rc =
-		    have_netem
-			? RUN("tc netem delay", TC, "-n", ns_of(e), "qdisc", "add", "dev",
-			      dev_of(e), "root", "netem", "delay", (char *)delay, (char *)jitter)
-			: RUN("tc tbf", TC, "-n", ns_of(e), "qdisc", "add", "dev", dev_of(e),
-			      "root", "tbf", "rate", "400kbit", "burst", "8kb", "latency", "2s");
-		if (rc != 0)
-			return -1;
+	char delay[16], jitter[16];
+	if (!have_netem) {
+		hrelay_set_delay(relay, delay_ms, jitter_ms);
+		return 0;
 	}
+	if (delay_ms == 0 && jitter_ms == 0)
+		return 0;
+	snprintf(delay, sizeof(delay), "%dms", delay_ms);
+	snprintf(jitter, sizeof(jitter), "%dms", jitter_ms);
+	for (int e = 0; e < 2; e++)
+		if (RUN("tc netem delay", TC, "-n", ns_of(e), "qdisc", "add", "dev", dev_of(e),
+			"root", "netem", "delay", delay, jitter) != 0)
+			return -1;
 	return 0;
 }
 
@@ -438,7 +451,16 @@ static int suite_init(void)
 	snprintf(master.sync_addr, sizeof(master.sync_addr), "%s", addr_m);
 	if (hp_write_config(&master, xml) != 0 || hp_start(&master) != 0)
 		return -1;
-	if (hp_slave_init(&slave, "edge", master.port, INTERVAL, NULL) != 0)
+	int master_port = master.port;
+	if (!have_netem) {
+		if (hrelay_start(&relay, ns_m, addr_m, addr_m, master.port) != 0)
+			return -1;
+		master_port = hrelay_port(relay);
+		fprintf(stderr,
+			"partition: the slave reaches the master through a relay on %s:%d\n",
+			addr_m, master_port);
+	}
+	if (hp_slave_init(&slave, "edge", master_port, INTERVAL, NULL) != 0)
 		return -1;
 	http_port = hp_free_port();
 	/* Every timeout covers a few round trips of the slowest link here. */
@@ -449,7 +471,7 @@ static int suite_init(void)
 		 "retry-max=\"2\"/>\n"
 		 "  <push heartbeat=\"5\"/>\n"
 		 "  <http address=\"127.0.0.1\" port=\"%d\" token-file=\"%s\"/>",
-		 SESSION_TIMEOUT, addr_m, master.port, INTERVAL, http_port, token_path);
+		 SESSION_TIMEOUT, addr_m, master_port, INTERVAL, http_port, token_path);
 	if (hp_write_config(&slave, xml) != 0 || hp_start(&slave) != 0)
 		return -1;
 	if (hp_enrol(&master, &slave) != 0)
@@ -467,6 +489,7 @@ static int suite_clean(void)
 	link_clear();
 	hp_cleanup(&slave);
 	hp_cleanup(&master);
+	hrelay_stop(&relay);
 	netns_cleanup();
 	return 0;
 }
@@ -507,17 +530,70 @@ static void test_baseline(void)
 	CU_ASSERT_FALSE(isnan(b.rate));
 }
 
-/* (a) 0.5-2 s delay with jitter (or a slow link without netem): a sync completes. */
+struct delay_case {
+	const char *name;
+	int delay_ms, jitter_ms; /* each way */
+	int events;		 /* new rows to send; fewer where a round trip is long */
+};
+
+static const struct delay_case delay_cases[] = {
+	{ "no delay", 0, 0, 2000 },
+	{ "0.5 s +- 0.25 s", 500, 250, 3000 },
+	{ "2 s", 2000, 0, 300 },
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * (a) a sync with no delay, with 0.5 s +- 0.25 s and with 2 s each way:
+ * each completes and converges. The relay's counters (without netem) show
+ * the delay was applied; a `sync now` waits for the master's answers, so
+ * it lasts at least one round trip either way.
+ */
 static void test_delay(void)
 {
-	CU_ASSERT_FATAL(add_events(3000, "delay") == 0);
-	CU_ASSERT_FATAL(
-	    exec_sql(&slave, "UPDATE endpoints SET status = 'online' WHERE id % 7 = 0") == 0);
-	CU_ASSERT_FATAL(link_delay("500ms", "250ms") == 0);
-	int took = sync_until_ok(3);
-	link_clear();
-	CU_ASSERT(took > 0);
-	CU_ASSERT_TRUE(converged(true));
+	for (size_t i = 0; i < sizeof(delay_cases) / sizeof(delay_cases[0]); i++) {
+		const struct delay_case *dc = &delay_cases[i];
+		char tag[32], sql[128];
+		snprintf(tag, sizeof(tag), "delay-%zu", i);
+		snprintf(sql, sizeof(sql),
+			 "UPDATE endpoints SET status = 'online' WHERE id %% 7 = %zu", i);
+		CU_ASSERT_FATAL(add_events(dc->events, tag) == 0);
+		CU_ASSERT_FATAL(exec_sql(&slave, sql) == 0);
+		CU_ASSERT_FATAL(link_delay(dc->delay_ms, dc->jitter_ms) == 0);
+		if (relay)
+			hrelay_reset_stats(relay);
+		double t0 = mono_s();
+		int took = sync_until_ok(3);
+		double elapsed = mono_s() - t0;
+		struct hrelay_stats st = { 0 };
+		if (relay)
+			hrelay_stats(relay, &st);
+		link_delay(0, 0);
+		link_clear();
+		fprintf(stderr,
+			"partition: delay %s: sync now took %.1f s (%d attempt(s)); relay: %llu "
+			"new connection(s), %llu chunks, %llu held back, longest %llu ms\n",
+			dc->name, elapsed, took, (unsigned long long)st.conns,
+			(unsigned long long)st.chunks, (unsigned long long)st.delayed,
+			(unsigned long long)st.max_delay_ms);
+		CU_ASSERT(took > 0);
+		CU_ASSERT_TRUE(converged(true));
+		/* A check of the emulation, not of the product. */
+		CU_ASSERT(elapsed >= 2.0 * (dc->delay_ms - dc->jitter_ms) / 1000.0);
+		if (relay) {
+			CU_ASSERT(st.chunks > 0);
+			if (dc->delay_ms > 0) {
+				CU_ASSERT(st.delayed > 0);
+				CU_ASSERT(st.max_delay_ms >= (uint64_t)dc->delay_ms);
+			}
+		}
+	}
 }
 
 /* (b) 20 % loss each way: converges. */
@@ -803,7 +879,7 @@ int main(void)
 		return 1;
 	CU_pSuite s = CU_add_suite("partition", suite_init, suite_clean);
 	CU_add_test(s, "baseline: in step, no backlog", test_baseline);
-	CU_add_test(s, "delay with jitter", test_delay);
+	CU_add_test(s, "delay: none, 0.5 s with jitter, 2 s", test_delay);
 	CU_add_test(s, "packet loss", test_loss);
 	CU_add_test(s, "link cut mid-transfer, then healed", test_cut_mid_transfer);
 	CU_add_test(s, "outage longer than the interval", test_outage_longer_than_interval);
