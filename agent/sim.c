@@ -93,6 +93,8 @@ void sim_share(int n, int procs, int index, int *start, int *count)
 
 uint32_t sim_evseq_next(struct sim_evseq *s)
 {
+	if (s->sent - s->acked >= SIM_EV_WINDOW)
+		return 0;
 	return ++s->sent;
 }
 
@@ -104,15 +106,27 @@ int sim_evseq_ack(struct sim_evseq *s, int64_t seq)
 	return 0;
 }
 
-uint32_t sim_evseq_lost(struct sim_evseq *s, uint32_t *from, uint32_t *to)
+uint32_t sim_evseq_pending(const struct sim_evseq *s, uint32_t *from, uint32_t *to)
 {
 	uint32_t n = s->sent - s->acked;
 	if (n > 0) {
 		*from = s->acked + 1;
 		*to = s->sent;
-		s->acked = s->sent;
 	}
 	return n;
+}
+
+int sim_event_time(int64_t base_ms, int per_min, uint32_t seq, char *out, size_t outlen)
+{
+	int64_t ms =
+	    base_ms + (seq > 0 ? (int64_t)(seq - 1) * 60000 / (per_min > 0 ? per_min : 1) : 0);
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char sec[24];
+	if (!gmtime_r(&t, &tm) || strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return -1;
+	int n = snprintf(out, outlen, "%s.%03dZ", sec, (int)(ms % 1000));
+	return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
 int sim_events_due(double *credit, int count, int per_min, int tick_ms)
@@ -652,6 +666,7 @@ struct sim_agent {
 struct run_stats {
 	uint64_t handshakes, failures, redirects, acked, results, heartbeats, commands;
 	uint64_t events_sent, events_acked, events_unacked, events_bad_acks;
+	uint64_t events_resent, events_window_full;
 	double first_command, last_command, first_online, all_online;
 };
 
@@ -681,13 +696,16 @@ struct run_proc {
 	bool fast; /* SIGUSR2: heartbeat every o->fast_heartbeat s instead of the server's interval
 		    */
 	uint64_t dials;
-	double ev_credit; /* --events-per-min: events due, carried between ticks */
-	int ev_next;	  /* the next agent to send one */
+	double ev_credit;   /* --events-per-min: events due, carried between ticks */
+	int ev_next;	    /* the next agent to send one */
+	int64_t ev_base_ms; /* epoch ms at start: occurred_at of seq 1 (sim_event_time) */
 	struct run_stats st;
 	uint32_t *hist; /* handshake latency, one slot per ms */
 	uint32_t hist_over;
 	struct event *pacer, *stats, *usr1, *usr2, *term, *intr, *deadline, *grace;
 };
+
+static void agent_resend_events(struct sim_agent *a);
 
 static void agent_enqueue(struct sim_agent *a)
 {
@@ -763,6 +781,7 @@ static void agent_on_auth_ok(struct sim_agent *a, json_t *o)
 	(void)aroute_authed(&a->route, (enum aroute_target)a->at);
 	struct timeval tv = { random() % m.heartbeat, random() % 1000000 };
 	evtimer_add(a->timer, &tv);
+	agent_resend_events(a);
 }
 
 /*
@@ -855,10 +874,10 @@ static void agent_on_event_ack(struct sim_agent *a, json_t *o)
 	a->rp->st.events_acked++;
 }
 
-/* The events of a closed connection that were not acknowledged: counted and reported. */
-static void agent_events_lost(struct sim_agent *a)
+/* At exit: the events still unacknowledged are counted and reported. */
+static void agent_events_unacked(struct sim_agent *a)
 {
-	uint32_t from, to, n = sim_evseq_lost(&a->ev, &from, &to);
+	uint32_t from, to, n = sim_evseq_pending(&a->ev, &from, &to);
 	char line[256];
 	if (n == 0)
 		return;
@@ -871,18 +890,38 @@ static void agent_events_lost(struct sim_agent *a)
 		log_warn("sim: stdout");
 }
 
-static void agent_send_event(struct sim_agent *a)
+/* Event seq, the same message each time it is sent: its time and details follow from seq. */
+static void agent_send_event(struct sim_agent *a, uint32_t seq)
 {
-	char when[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	uint32_t seq = sim_evseq_next(&a->ev);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	char when[40];
+	if (sim_event_time(a->rp->ev_base_ms, a->rp->o->events_per_min, seq, when, sizeof(when)) !=
+	    0)
+		return;
 	agent_send(a, A_EVENT,
 		   json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:I}}", "seq", (json_int_t)seq, "kind",
 			     "sim", "severity", "info", "occurred_at", when, "details", "agent",
 			     a->id, "seq", (json_int_t)seq));
+}
+
+/* A new event, unless the agent's pending window is full. */
+static void agent_new_event(struct sim_agent *a)
+{
+	uint32_t seq = sim_evseq_next(&a->ev);
+	if (seq == 0) {
+		a->rp->st.events_window_full++;
+		return;
+	}
+	agent_send_event(a, seq);
 	a->rp->st.events_sent++;
+}
+
+/* After A_AUTH_OK: the events pending from earlier connections go first, in order. */
+static void agent_resend_events(struct sim_agent *a)
+{
+	uint32_t from = 1, to = 0, n = sim_evseq_pending(&a->ev, &from, &to);
+	for (uint32_t seq = from; n > 0 && seq <= to; seq++)
+		agent_send_event(a, seq);
+	a->rp->st.events_resent += n;
 }
 
 static void agent_on_message(struct chan *ch, uint16_t type, const uint8_t *payload, size_t len,
@@ -937,7 +976,6 @@ static void agent_on_close(struct chan *ch, const char *reason, void *arg)
 	a->ch = NULL;
 	rp->open--;
 	evtimer_del(a->timer);
-	agent_events_lost(a);
 	if (a->state == SA_AUTHED)
 		rp->connected--;
 	else
@@ -1019,7 +1057,7 @@ static void on_pacer(evutil_socket_t fd, short what, void *arg)
 			struct sim_agent *a = &rp->agents[rp->ev_next];
 			rp->ev_next = (rp->ev_next + 1) % rp->count;
 			if (a->state == SA_AUTHED && a->ch)
-				agent_send_event(a);
+				agent_new_event(a);
 		}
 	}
 }
@@ -1052,12 +1090,14 @@ static void print_json(struct run_proc *rp)
 	    ",\"handshake_ms\":{\"p50\":%u,\"p99\":%u,\"max\":%u},\"first_online_at\":%.3f,"
 	    "\"all_online_at\":%.3f,\"first_command_at\":%.3f,\"last_command_at\":%.3f,"
 	    "\"events_sent\":%" PRIu64 ",\"events_acked\":%" PRIu64 ",\"events_unacked\":%" PRIu64
+	    ",\"events_resent\":%" PRIu64 ",\"events_window_full\":%" PRIu64
 	    ",\"events_bad_acks\":%" PRIu64 "}\n",
 	    rp->proc, (int)getpid(), rp->count, rp->connected, rp->inflight, rp->st.handshakes,
 	    rp->st.failures, rp->st.redirects, rp->st.heartbeats, rp->st.commands, rp->st.acked,
 	    rp->st.results, hist_pct(rp, 0.5), hist_pct(rp, 0.99), hist_pct(rp, 1.0),
 	    rp->st.first_online, rp->st.all_online, rp->st.first_command, rp->st.last_command,
-	    rp->st.events_sent, rp->st.events_acked, rp->st.events_unacked, rp->st.events_bad_acks);
+	    rp->st.events_sent, rp->st.events_acked, rp->st.events_unacked, rp->st.events_resent,
+	    rp->st.events_window_full, rp->st.events_bad_acks);
 	/* One write per line: the processes share stdout, PIPE_BUF keeps lines whole. */
 	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
 		log_warn("sim: stdout");
@@ -1069,10 +1109,10 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
 	fprintf(stderr,
 		"sim %d: %d/%d connected, %d connecting, %" PRIu64 " handshakes, %" PRIu64
 		" failures, %" PRIu64 " heartbeats, %" PRIu64 " commands acked, %" PRIu64
-		" events sent, %" PRIu64 " acked\n",
+		" events sent, %" PRIu64 " acked, %" PRIu64 " resent\n",
 		rp->proc, rp->connected, rp->count, rp->inflight, rp->st.handshakes,
 		rp->st.failures, rp->st.heartbeats, rp->st.acked, rp->st.events_sent,
-		rp->st.events_acked);
+		rp->st.events_acked, rp->st.events_resent);
 }
 
 static void on_usr1(evutil_socket_t fd, short what, void *arg)
@@ -1212,6 +1252,7 @@ static int run_child(const struct sim_opts *o, int index, int procs)
 	struct timeval tick = { 0, SIM_TICK_MS * 1000 }, stats = { SIM_STATS_SEC, 0 };
 	raise_nofile();
 	srandom((unsigned)(getpid() ^ time(NULL)));
+	rp.ev_base_ms = (int64_t)(clk_epoch() * 1000.0);
 	signal(SIGPIPE, SIG_IGN);
 	sim_share(o->n, procs, index, &rp.start, &rp.count);
 	rp.agents = calloc((size_t)rp.count, sizeof(*rp.agents));
@@ -1263,10 +1304,9 @@ static int run_child(const struct sim_opts *o, int index, int procs)
 		evtimer_add(rp.deadline, &d);
 	}
 	event_base_dispatch(rp.base);
-	/* Connections the grace period did not see close: their events count as unacked. */
+	/* What is still pending now stays unacknowledged: the server may or may not have it. */
 	for (int i = 0; i < rp.count; i++)
-		if (rp.agents[i].ch)
-			agent_events_lost(&rp.agents[i]);
+		agent_events_unacked(&rp.agents[i]);
 	on_stats(-1, 0, &rp);
 	print_json(&rp);
 	rc = 0;

@@ -26,11 +26,16 @@
  * With --events-per-min K every connected agent sends about K A_EVENT
  * messages a minute (kind "sim", details {agent, seq}), numbered per
  * agent from 1 by its own sequence, and counts the A_EVENT_ACKs, which
- * arrive in order on the connection. Events are sent once: those still
- * unacknowledged when their connection closes are counted as unacked and
- * reported on stdout, one JSON line per connection,
+ * arrive in order on the connection. Like the real agent, it keeps the
+ * unacknowledged ones: after the next A_AUTH_OK it first sends them again,
+ * unchanged (same seq, occurred_at and details), so the slave stores each
+ * once: occurred_at follows from the seq (sim_event_time), so a resent
+ * event meets its stored copy on (endpoint, seq, occurred_at). At most
+ * SIM_EV_WINDOW events per agent wait for their ack; while the window is
+ * full the agent's turns pass without a new event (counted). Events still
+ * unacknowledged at exit are reported on stdout, one JSON line per agent,
  * {"unacked":{"agent":ID,"from":A,"to":B}}, since the server may or may
- * not have stored them. Every other event sent was acknowledged.
+ * not have stored them. Every other event made was acknowledged.
  */
 #ifndef STRATA_AGENT_SIM_H
 #define STRATA_AGENT_SIM_H
@@ -46,6 +51,7 @@
 #define SIM_STATS_SEC	     5
 #define SIM_FAST_HEARTBEAT   2 /* seconds */
 #define SIM_SOURCES_MAX	     65536
+#define SIM_EV_WINDOW	     64 /* unacknowledged events per agent at most */
 
 struct sim_opts {
 	const char *dir;
@@ -78,19 +84,25 @@ int sim_sources_parse(const char *text, struct sim_sources *out, char *err, size
 uint32_t sim_sources_at(const struct sim_sources *s, uint64_t i);
 
 /*
- * One agent's event numbers: sent is the last seq sent, acked the last
- * acknowledged (acks arrive in order), both 0 before the first.
+ * One agent's event numbers: sent is the last seq made, acked the last
+ * acknowledged (acks arrive in order), both 0 before the first. The
+ * events acked + 1 .. sent are pending: kept to be sent again after a
+ * reconnect until their acks arrive.
  */
 struct sim_evseq {
 	uint32_t sent, acked;
 };
-/* The seq of the next event to send. */
+/* The seq of the next event to make, or 0 when SIM_EV_WINDOW events are pending already. */
 uint32_t sim_evseq_next(struct sim_evseq *s);
 /* An A_EVENT_ACK for seq: 0 when it is the next one expected, else -1 (nothing changes). */
 int sim_evseq_ack(struct sim_evseq *s, int64_t seq);
-/* The connection closed: the unacknowledged range [*from, *to] and its size (0: none, from and
- * to untouched); they are given up, the next event continues after them. */
-uint32_t sim_evseq_lost(struct sim_evseq *s, uint32_t *from, uint32_t *to);
+/* The pending range [*from, *to] and its size (0: none, from and to untouched); they stay
+ * pending: to be sent again after a reconnect, or reported at exit. */
+uint32_t sim_evseq_pending(const struct sim_evseq *s, uint32_t *from, uint32_t *to);
+/* The occurred_at of event seq at per_min events a minute, "YYYY-MM-DDTHH:MM:SS.mmmZ": base_ms
+ * (epoch ms, taken once at start) plus (seq - 1) minute / per_min, the time the event was due
+ * at the earliest. The same for a resent event. 0, or -1 when out is too small. */
+int sim_event_time(int64_t base_ms, int per_min, uint32_t seq, char *out, size_t outlen);
 /* Events due in one tick of tick_ms for count agents at per_min each, carrying the fraction
  * in *credit (>= 0) to the next tick. */
 int sim_events_due(double *credit, int count, int per_min, int tick_ms);

@@ -37,17 +37,23 @@
 # 10 % above that sum at minute 5 of the run. The summary also shows, per
 # role, the sum of VmRSS of its processes at minute 5 and at the end.
 #
-# Nothing lost: the simulator sends each event once. An event is either
-# acknowledged (stored: the slave acknowledges after its INSERT commits) or
-# was in flight when its connection closed (then reported as an unacked
-# range; the slave may or may not have it). At the end the simulator is
-# stopped, the script waits for a sync that leaves master and slave equal,
-# and checks: on the slave every (agent, seq) at most once, and the events
-# outside the unacked ranges number exactly the acknowledged ones; on the
-# master the slave's events, as (agent, seq), are the same set; per stream
-# (groups, endpoints, events, task_results) count and checksum are equal
-# on master and slave; sent = acknowledged + unacked, with no unexpected
-# acknowledgement. Exits 0 when every check passes, 1 otherwise.
+# Nothing lost: like a real agent, the simulator keeps each event it made
+# until its acknowledgement arrives (the slave acknowledges after its
+# INSERT commits) and sends the unacknowledged ones again, unchanged, after
+# it reconnects; the slave stores a resent event once. So every event made
+# is either acknowledged or, at the simulator's exit, still pending and
+# reported as an unacked range (the slave may or may not have it). At the
+# end the simulator is stopped, the script waits for a sync that leaves
+# master and slave equal, and checks: on the slave every (agent, seq) at
+# most once, the events outside the exit-time unacked ranges number
+# exactly the acknowledged ones, and the distinct (agent, seq) number from
+# acknowledged to made; on the master the slave's events, as (agent, seq),
+# are the same set; per stream (groups, endpoints, events, task_results)
+# count and checksum are equal on master and slave; made = acknowledged +
+# unacked at exit, with no unexpected acknowledgement, and the unacked at
+# exit at most one minute of events (EVENTS_PER_MIN per agent). The
+# summary shows the resent events. Exits 0 when every check passes, 1
+# otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -230,6 +236,7 @@ simpid=
 stat_sum() { awk -F"\"$1\":" 'NF > 1 { split($2, a, /[,}]/); s += a[1] } END { print s + 0 }' "$work/stats.jsonl"; }
 grep '^{"proc"' "$work/sim.out" >"$work/stats.jsonl" || true
 sent=$(stat_sum events_sent) acked=$(stat_sum events_acked) unacked=$(stat_sum events_unacked)
+resent=$(stat_sum events_resent) window_full=$(stat_sum events_window_full)
 bad_acks=$(stat_sum events_bad_acks) heartbeats=$(stat_sum heartbeats) reconnects=$(stat_sum failures)
 commands=$(stat_sum commands_acked) results=$(stat_sum results_sent)
 sed -n 's/^{"unacked":{"agent":"\([^"]*\)","from":\([0-9]*\),"to":\([0-9]*\)}}$/\1,\2,\3/p' "$work/sim.out" >"$work/unacked.csv"
@@ -311,6 +318,10 @@ failures=()
 [ "$sent" = $((acked + unacked)) ] || failures+=("events sent $sent != acknowledged $acked + unacked $unacked")
 [ "$s_rows" = "$s_distinct" ] || failures+=("slave: $((s_rows - s_distinct)) duplicate (agent, seq) events")
 [ "$s_acked" = "$acked" ] || failures+=("slave: $s_acked events outside the unacked ranges, $acked acknowledged")
+[ "$s_distinct" -ge "$acked" ] && [ "$s_distinct" -le "$sent" ] ||
+	failures+=("slave: $s_distinct distinct (agent, seq), not from acknowledged $acked to made $sent")
+[ "$unacked" -le $((agents * events_per_min)) ] ||
+	failures+=("$unacked events unacknowledged at exit, more than one minute of events ($((agents * events_per_min)))")
 [ "$s_set" = "$m_set" ] || failures+=("master's events of the slave $m_set != slave's $s_set (count/distinct/hash)")
 [ "$same" = 1 ] || failures+=("streams differ after the final syncs")
 [ "$acked" -gt 0 ] || failures+=("no event was acknowledged")
@@ -321,8 +332,8 @@ cat <<EOF
 Soak: $minutes min, $agents agents, $workers push workers, $events_per_min events/min per agent, heartbeat $heartbeat s, sync every 10 s
 Kills: master ${kills[master]}, slave ${kills[slave]}, worker ${kills[worker]} (see kills.log); master tasks: $ntask
 Simulator: $heartbeats heartbeats, $reconnects reconnects, $commands commands acked, $results results sent
-Events: sent $sent, acknowledged $acked, unacked at a close $unacked ($(wc -l <"$work/unacked.csv") ranges), unexpected acks $bad_acks
-Slave: $s_rows sim events, $s_distinct distinct (agent, seq), $s_acked outside the unacked ranges
+Events: made $sent, acknowledged $acked, resent $resent, unacked at exit $unacked ($(wc -l <"$work/unacked.csv") ranges), turns passed on a full window $window_full, unexpected acks $bad_acks
+Slave: $s_rows sim events, $s_distinct distinct (agent, seq), $s_acked outside the unacked ranges, $((s_rows - s_distinct)) duplicates
 Sets (count/distinct/hash): slave $s_set, master $m_set
 Streams, slave:  $(echo $slave_sums)
 Streams, master: $(echo $master_sums)

@@ -83,13 +83,13 @@ static void test_share(void)
 	CU_ASSERT(start == 6 && count == 4);
 }
 
-/* Event numbers: in-order acks, refused acks, the range given up at a close. */
+/* Event numbers: in-order acks, refused acks, the pending range kept across a close. */
 static void test_evseq(void)
 {
 	struct sim_evseq s = { 0, 0 };
 	uint32_t from = 99, to = 99;
 	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), -1); /* nothing sent yet */
-	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 0);
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), 0);
 	CU_ASSERT_EQUAL(from, 99);
 	CU_ASSERT_EQUAL(sim_evseq_next(&s), 1);
 	CU_ASSERT_EQUAL(sim_evseq_next(&s), 2);
@@ -99,14 +99,70 @@ static void test_evseq(void)
 	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), 0);
 	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), -1); /* twice */
 	CU_ASSERT_EQUAL(s.acked, 1);
-	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 2);
+	/* The connection closes: 2..3 stay pending, asking twice changes nothing. */
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), 2);
 	CU_ASSERT_EQUAL(from, 2);
 	CU_ASSERT_EQUAL(to, 3);
-	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 2), -1); /* given up: a late ack is refused */
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), 2);
+	CU_ASSERT(from == 2 && to == 3);
+	/* Resent after the reconnect, acknowledged in order; new events continue after 3. */
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 2), 0);
 	CU_ASSERT_EQUAL(sim_evseq_next(&s), 4);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 4), -1); /* 3 first */
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 3), 0);
 	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 4), 0);
 	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 5), -1); /* not sent */
-	CU_ASSERT_EQUAL(sim_evseq_lost(&s, &from, &to), 0);
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), 0);
+}
+
+/* At most SIM_EV_WINDOW events wait for their ack; one ack makes room for one more. */
+static void test_evseq_window(void)
+{
+	struct sim_evseq s = { 0, 0 };
+	uint32_t from = 0, to = 0;
+	for (uint32_t i = 1; i <= SIM_EV_WINDOW; i++)
+		CU_ASSERT_EQUAL(sim_evseq_next(&s), i);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 0);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 0);
+	CU_ASSERT_EQUAL(s.sent, SIM_EV_WINDOW);
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), SIM_EV_WINDOW);
+	CU_ASSERT(from == 1 && to == SIM_EV_WINDOW);
+	CU_ASSERT_EQUAL(sim_evseq_ack(&s, 1), 0);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), SIM_EV_WINDOW + 1);
+	CU_ASSERT_EQUAL(sim_evseq_next(&s), 0);
+	CU_ASSERT_EQUAL(sim_evseq_pending(&s, &from, &to), SIM_EV_WINDOW);
+	CU_ASSERT(from == 2 && to == SIM_EV_WINDOW + 1);
+}
+
+/* occurred_at: base + (seq - 1) minute / per_min, in milliseconds, the same every time. */
+static void test_event_time(void)
+{
+	static const struct {
+		int64_t base_ms;
+		int per_min;
+		uint32_t seq;
+		const char *want;
+	} cases[] = {
+		{ 1795353000123LL, 1, 1, "2026-11-22T13:10:00.123Z" },
+		{ 1795353000123LL, 1, 2, "2026-11-22T13:11:00.123Z" },
+		{ 1795353000123LL, 600, 11, "2026-11-22T13:10:01.123Z" },
+		{ 1795353000999LL, 7, 2, "2026-11-22T13:10:09.570Z" }, /* 8571 ms later */
+		{ 1795353000000LL, 0, 3, "2026-11-22T13:12:00.000Z" }, /* 0: as 1 a minute */
+		{ 1795353000000LL, 1, 0, "2026-11-22T13:10:00.000Z" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char a[40] = "", b[40] = "";
+		CU_ASSERT_EQUAL(
+		    sim_event_time(cases[i].base_ms, cases[i].per_min, cases[i].seq, a, sizeof(a)),
+		    0);
+		CU_ASSERT_STRING_EQUAL(a, cases[i].want);
+		CU_ASSERT_EQUAL(
+		    sim_event_time(cases[i].base_ms, cases[i].per_min, cases[i].seq, b, sizeof(b)),
+		    0);
+		CU_ASSERT_STRING_EQUAL(a, b);
+	}
+	char small[20];
+	CU_ASSERT_EQUAL(sim_event_time(1795353000000LL, 1, 1, small, sizeof(small)), -1);
 }
 
 /* The rate: count * per_min events a minute, fractions carried, nothing when per_min is 0. */
@@ -186,6 +242,8 @@ int main(void)
 	CU_add_test(s, "processes by default", test_default_procs);
 	CU_add_test(s, "shares of the agents", test_share);
 	CU_add_test(s, "event numbers and acks", test_evseq);
+	CU_add_test(s, "pending events at most a window", test_evseq_window);
+	CU_add_test(s, "event times", test_event_time);
 	CU_add_test(s, "events due per tick", test_events_due);
 	CU_add_test(s, "simulator command lines", test_cli);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
