@@ -26,16 +26,20 @@
 #
 # Memory: VmRSS of the master, the slave's main process and each push
 # worker every 30 s into rss.csv (elapsed s, role, pid, process age s,
-# KiB). A restarted daemon is a new process, so the rule compares each
-# process with itself: for each role the judged process is the one that
-# lived longest during the load (its age at its last sample); its RSS at
-# that last sample must be at most 10 % above its RSS at age 5 minutes, or,
-# when it lived less than 10 minutes, at half its age. A role whose
-# longest-lived process lived less than 2 minutes cannot be judged and
-# fails the rule. Second, as a whole: the sum of VmRSS of every daemon
-# process (master, slave, workers) at the end of the load must be at most
-# 10 % above that sum at minute 5 of the run. The summary also shows, per
-# role, the sum of VmRSS of its processes at minute 5 and at the end.
+# KiB). Three rules, each at most 10 % growth:
+#  - all daemons: the sum of VmRSS of every daemon process at the end of
+#    the load against that sum at minute 5 of the run;
+#  - per role (master, slave, push workers): the sum of its processes at
+#    the end against the sum at minute 5;
+#  - per process, for the master and the slave's main process: a restarted
+#    daemon is a new process, so the one that lived longest during the
+#    load is compared with itself, at its last sample against age 5
+#    minutes (or half its age when it lived less than 10 minutes); when
+#    none lived 2 minutes the role cannot be judged and fails.
+# A push worker's memory follows its share of the agents: when its sibling
+# is killed, the sibling's agents reconnect to it until the sibling is
+# back, and the heap it grew for them is kept. So a single worker is not
+# judged against itself (its growth is printed); the workers together are.
 #
 # Nothing lost: like a real agent, the simulator keeps each event it made
 # until its acknowledgement arrives (the slave acknowledges after its
@@ -291,15 +295,22 @@ mem_report=$(awk -F, -v five=300 '
 		split("master slave worker", roles, " ")
 		for (i = 1; i <= 3; i++) {
 			r = roles[i]
-			printf "%s: sum of VmRSS at minute 5 %s KiB, at the end %s KiB; ", r,
-				(r in t5) ? sum[r, t5[r]] : "n/a", (r in last) ? sum[r, last[r]] : "n/a"
-			if (!(r in best) || bestage[r] < 120) { printf "not judged (no process lived 2 minutes): fail\n"; fail = 1; continue }
+			if (!(r in t5) || !(r in last)) { printf "%s: no sample at minute 5 or at the end: fail\n", r; fail = 1; continue }
+			b5 = sum[r, t5[r]]; be = sum[r, last[r]]; ok = (be <= b5 * 1.10)
+			printf "%s: sum of VmRSS %d KiB at minute 5, %d KiB at the end (%+.1f %%): %s; ", r,
+				b5, be, (be - b5) * 100 / b5, ok ? "pass" : "fail"
+			if (!ok) fail = 1
+			if (!(r in best) || bestage[r] < 120) {
+				if (r == "worker") { printf "no worker lived 2 minutes (not judged alone)\n"; continue }
+				printf "not judged (no process lived 2 minutes): fail\n"; fail = 1; continue
+			}
 			k = best[r]; want = (bestage[r] >= 600) ? 300 : bestage[r] / 2
 			for (j = 1; j <= n[k]; j++) if (age[k, j] >= want) break
 			b = rss[k, j]; e = rss[k, n[k]]; ok = (e <= b * 1.10)
 			printf "pid %s lived %d s, VmRSS %d KiB at age %d s, %d KiB at age %d s (%+.1f %%): %s\n",
-				pid[k], bestage[r], b, age[k, j], e, age[k, n[k]], (e - b) * 100 / b, ok ? "pass" : "fail"
-			if (!ok) fail = 1
+				pid[k], bestage[r], b, age[k, j], e, age[k, n[k]], (e - b) * 100 / b,
+				r == "worker" ? "follows its share of the agents, not judged alone" : ok ? "pass" : "fail"
+			if (!ok && r != "worker") fail = 1
 		}
 		tfive = ""
 		for (t in total) if (t >= five && (tfive == "" || t < tfive)) tfive = t
