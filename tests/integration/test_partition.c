@@ -41,6 +41,7 @@
 #include <jansson.h>
 
 #include "harness_agent.h"
+#include "harness_faults.h"
 #include "harness_pg.h"
 #include "harness_proc.h"
 #include "harness_relay.h"
@@ -279,20 +280,6 @@ static int link_set(const char *state)
 
 /* ---- database helpers ---- */
 
-static int exec_sql(struct hnode *n, const char *sql)
-{
-	PGconn *c = hp_db(n);
-	if (!c)
-		return -1;
-	PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-	if (!ok)
-		fprintf(stderr, "sql on %s: %s", n->name, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-	return ok ? 0 : -1;
-}
-
 static long long slave_id(void)
 {
 	return hp_query_ll(&master, "SELECT id FROM slaves WHERE name = 'edge'");
@@ -476,9 +463,9 @@ static int suite_init(void)
 		return -1;
 	if (hp_enrol(&master, &slave) != 0)
 		return -1;
-	if (exec_sql(&slave, "INSERT INTO groups (name, path) VALUES ('branch', '/branch')") != 0)
+	if (hf_script(&slave, "INSERT INTO groups (name, path) VALUES ('branch', '/branch')") != 0)
 		return -1;
-	return exec_sql(&slave, "INSERT INTO endpoints (uid, hostname, group_id, os, status) "
+	return hf_script(&slave, "INSERT INTO endpoints (uid, hostname, group_id, os, status) "
 				"SELECT 'pt-' || g, 'pt-h' || g, 1, 'Debian 12', 'offline' "
 				"FROM generate_series(1, 200) g");
 }
@@ -502,7 +489,7 @@ static int add_events(int n, const char *tag)
 		 "SELECT 1 + g %% 200, 'detection', 'high', jsonb_build_object('n', g, 't', '%s') "
 		 "FROM generate_series(1, %d) g",
 		 tag, n);
-	return exec_sql(&slave, sql);
+	return hf_script(&slave, sql);
 }
 
 /* Runs `sync now` until one succeeds (at most tries); the number it took, or -1. */
@@ -564,7 +551,7 @@ static void test_delay(void)
 		snprintf(sql, sizeof(sql),
 			 "UPDATE endpoints SET status = 'online' WHERE id %% 7 = %zu", i);
 		CU_ASSERT_FATAL(add_events(dc->events, tag) == 0);
-		CU_ASSERT_FATAL(exec_sql(&slave, sql) == 0);
+		CU_ASSERT_FATAL(hf_script(&slave, sql) == 0);
 		CU_ASSERT_FATAL(link_delay(dc->delay_ms, dc->jitter_ms) == 0);
 		if (relay)
 			hrelay_reset_stats(relay);
@@ -600,7 +587,7 @@ static void test_delay(void)
 static void test_loss(void)
 {
 	CU_ASSERT_FATAL(add_events(3000, "loss") == 0);
-	CU_ASSERT_FATAL(exec_sql(&slave, "DELETE FROM events WHERE id % 11 = 0") == 0);
+	CU_ASSERT_FATAL(hf_script(&slave, "DELETE FROM events WHERE id % 11 = 0") == 0);
 	CU_ASSERT_FATAL(link_loss(20) == 0);
 	int took = sync_until_ok(5);
 	link_clear();
